@@ -1,0 +1,5 @@
+"""`python -m charrec` runs the CLI."""
+
+from charrec.cli import main
+
+main()

@@ -1,0 +1,360 @@
+"""Training configuration: one frozen dataclass, its defaults, and parsing from flags and YAML.
+
+Every `charrec train` option is a field of `TrainConfig`, with the same name (dashes or
+underscores both accepted). Values arrive as strings (flags), YAML scalars or lists; each field has
+one parser that turns any of these into the field's type or raises `ConfigError` naming the
+option. `make_config` applies defaults < YAML file < flags and checks cross-field rules (e.g.
+`--layers` against `--hidden`) before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charrec.errors import ConfigError
+
+DEFAULT_HIDDEN_WIDTH = 256
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "none")
+INITS = ("auto", "normal")
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
+LOSSES = ("ce",)
+ARCHS = ("mlp",)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; stored whole in every checkpoint."""
+
+    data_dir: str = "data/character_classification"
+    norm_size: tuple[int, int] = (32, 32)
+    arch: str = "mlp"
+    hidden: tuple[int, ...] = (DEFAULT_HIDDEN_WIDTH,)
+    layers: int = 2
+    act: str = "relu"
+    init: str = "auto"
+    loss: str = "ce"
+    optim: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 30
+    val_interval: int = 1
+    seed: int = 0
+    device: str = "auto"
+    augment: bool | None = None  # None: on for the built-in synthetic data, off otherwise
+    out: str = "saved_models/recognition.pth"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict (lists, not tuples) fit for YAML, JSON and checkpoints."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @property
+    def input_size(self) -> int:
+        return self.norm_size[0] * self.norm_size[1]
+
+
+FIELD_NAMES = tuple(field.name for field in dataclasses.fields(TrainConfig))
+
+
+# ---------------------------------------------------------------- parsers: raw value -> field type
+
+
+def _parse_int_list(value: Any, option: str) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise ConfigError(f"--{option} expects integers, got {value!r}")
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "none", "[]"):
+            return ()
+        parts = [part.strip() for part in text.replace("x", ",").split(",")]
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+    else:
+        raise ConfigError(f"--{option} expects a comma-separated list of integers, got {value!r}")
+    try:
+        numbers = tuple(int(part) for part in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--{option} expects a comma-separated list of integers, got {value!r}"
+        ) from None
+    if any(isinstance(part, bool | float) for part in parts):
+        raise ConfigError(f"--{option} expects integers, got {value!r}")
+    return numbers
+
+
+def _parse_hidden(value: Any) -> tuple[int, ...]:
+    sizes = _parse_int_list(value, "hidden")
+    if any(size <= 0 for size in sizes):
+        raise ConfigError(f"--hidden sizes must be positive, got {value!r}")
+    return sizes
+
+
+def _parse_norm_size(value: Any) -> tuple[int, int]:
+    sizes = _parse_int_list(value, "norm-size")
+    if len(sizes) == 1:
+        sizes = (sizes[0], sizes[0])
+    if len(sizes) != 2 or min(sizes) <= 0:
+        raise ConfigError(f"--norm-size expects two positive integers H,W (e.g. 32,32), got {value!r}")
+    if max(sizes) > 1024:
+        raise ConfigError(f"--norm-size {value!r} is too large (at most 1024 per side)")
+    return sizes  # type: ignore[return-value]
+
+
+def _int(option: str, minimum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"--{option} expects an integer, got {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--{option} expects an integer, got {value!r}") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"--{option} must be at least {minimum}, got {number}")
+        return number
+
+    return parse
+
+
+def _float(option: str, *, positive: bool = False, low: float | None = None,
+           high: float | None = None) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ConfigError(f"--{option} expects a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--{option} expects a number, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(f"--{option} must be a finite number, got {value!r}")
+        if positive and number <= 0:
+            raise ConfigError(f"--{option} must be greater than 0, got {value!r}")
+        if low is not None and number < low:
+            raise ConfigError(f"--{option} must be at least {low}, got {value!r}")
+        if high is not None and number > high:
+            raise ConfigError(f"--{option} must be at most {high}, got {value!r}")
+        return number
+
+    return parse
+
+
+def _choice(option: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"--{option} must be one of {', '.join(choices)}; got {value!r}")
+        return text
+
+    return parse
+
+
+def _text(option: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str | Path) or not str(value).strip():
+            raise ConfigError(f"--{option} expects a path, got {value!r}")
+        return str(value)
+
+    return parse
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", "none", ""):
+        return None
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ConfigError(f"--augment expects true, false or auto, got {value!r}")
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "data_dir": _text("data-dir"),
+    "norm_size": _parse_norm_size,
+    "arch": _choice("arch", ARCHS),
+    "hidden": _parse_hidden,
+    "layers": _int("layers", minimum=1),
+    "act": _choice("act", ACTIVATIONS),
+    "init": _choice("init", INITS),
+    "loss": _choice("loss", LOSSES),
+    "optim": _choice("optim", OPTIMIZERS),
+    "lr": _float("lr", positive=True),
+    "momentum": _float("momentum", low=0.0, high=1.0),
+    "weight_decay": _float("weight-decay", low=0.0),
+    "batch_size": _int("batch-size", minimum=1),
+    "epochs": _int("epochs", minimum=1),
+    "val_interval": _int("val-interval", minimum=1),
+    "seed": _int("seed", minimum=0),
+    "device": _choice("device", DEVICES),
+    "augment": _optional_bool,
+    "out": _text("out"),
+}
+assert set(PARSERS) == set(FIELD_NAMES), "every TrainConfig field needs a parser"
+
+
+def normalise_key(key: Any) -> str:
+    return str(key).strip().replace("-", "_")
+
+
+def check_keys(values: Mapping[str, Any], where: str = "options",
+               lines: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Normalise keys (dashes -> underscores) and reject unknown ones, naming them."""
+    normalised: dict[str, Any] = {}
+    for key, value in values.items():
+        name = normalise_key(key)
+        if name not in PARSERS:
+            line = f" (line {lines[str(key)]})" if lines and str(key) in lines else ""
+            raise ConfigError(
+                f"{where}{line}: unknown option {key!r}; known options: {', '.join(FIELD_NAMES)}"
+            )
+        normalised[name] = value
+    return normalised
+
+
+def parse_values(values: Mapping[str, Any], where: str = "options") -> dict[str, Any]:
+    """Parse raw values into field types (unknown keys rejected)."""
+    parsed: dict[str, Any] = {}
+    for name, value in check_keys(values, where).items():
+        try:
+            parsed[name] = PARSERS[name](value)
+        except ConfigError as error:
+            prefix = "" if where == "options" else f"{where}: "
+            raise ConfigError(f"{prefix}{error}") from None
+    return parsed
+
+
+def _resolve_architecture(parsed: dict[str, Any]) -> None:
+    """Make `hidden` and `layers` agree: `layers` counts Linear layers, so len(hidden) == layers-1.
+
+    One hidden width with more layers is repeated (`--layers 3 --hidden 64` -> 64,64).
+    """
+    hidden = parsed.get("hidden")
+    layers = parsed.get("layers")
+    if layers is None:
+        hidden = (DEFAULT_HIDDEN_WIDTH,) if hidden is None else hidden
+        layers = len(hidden) + 1
+    elif hidden is None:
+        hidden = (DEFAULT_HIDDEN_WIDTH,) * (layers - 1)
+    elif len(hidden) == 1 and layers >= 2:
+        hidden = hidden * (layers - 1)
+    elif len(hidden) != layers - 1:
+        if layers == 1:
+            raise ConfigError(
+                f"--layers 1 is a linear classifier and takes no hidden sizes, but --hidden is "
+                f"{','.join(map(str, hidden))}; drop --hidden or raise --layers"
+            )
+        raise ConfigError(
+            f"--layers {layers} needs {layers - 1} hidden sizes (e.g. --hidden "
+            f"{','.join(['256'] * (layers - 1))}), but --hidden "
+            f"{','.join(map(str, hidden)) or 'none'} gives {len(hidden)}"
+        )
+    parsed["hidden"], parsed["layers"] = tuple(hidden), layers
+
+
+def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
+    """Build a validated config: defaults, then each source in order (later sources win).
+
+    Each source maps option names to raw values; `None` values are ignored so that unset CLI
+    flags do not override a YAML file.
+    """
+    merged: dict[str, Any] = {}
+    for source in sources:
+        merged.update({key: value for key, value in check_keys(source).items()
+                       if value is not None})
+    parsed = parse_values(merged)
+    _resolve_architecture(parsed)
+    return TrainConfig(**parsed)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
+    """Rebuild a config stored in a checkpoint (keys missing from older files take defaults)."""
+    return make_config({key: value for key, value in values.items() if value is not None})
+
+
+def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of `config` with `changes` applied and everything re-validated."""
+    values = config.to_dict()
+    values.update(changes)
+    if "hidden" in changes and "layers" not in changes:
+        values.pop("layers")
+    return make_config(values)
+
+
+# ---------------------------------------------------------------- YAML files
+
+
+def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """Read a YAML file -> (data, {top-level and `base:` key -> line number})."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    return data, _key_lines(node)
+
+
+def _key_lines(node: Any) -> dict[str, int]:
+    import yaml
+
+    lines: dict[str, int] = {}
+    if not isinstance(node, yaml.MappingNode):
+        return lines
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.MappingNode):
+            for inner_key, _ in value_node.value:
+                lines.setdefault(str(inner_key.value), inner_key.start_mark.line + 1)
+    return lines
+
+
+def load_train_yaml(path: str | Path) -> dict[str, Any]:
+    """Options from a `charrec train --config` file: a flat mapping, or one with a `base:` key
+    (the format of sweep files and of the `best.yaml` a sweep writes)."""
+    data, lines = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    if "base" in data:
+        extra = [key for key in data if key not in ("base", "name")]
+        if extra:
+            raise ConfigError(
+                f"{path}: {', '.join(map(repr, extra))} belong to sweep files; "
+                f"run it with `charrec sweep {path}`"
+            )
+        data = data["base"] or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: `base:` must be a mapping of option: value")
+    values = check_keys(data, where=str(path), lines=lines)
+    for key, value in data.items():
+        try:
+            PARSERS[normalise_key(key)](value)
+        except ConfigError as error:
+            line = f" (line {lines[str(key)]})" if str(key) in lines else ""
+            raise ConfigError(f"{path}{line}: {error}") from None
+    return values

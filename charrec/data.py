@@ -1,0 +1,202 @@
+"""Reading letter datasets into in-memory tensors.
+
+Two layouts are detected automatically:
+- the course layout: `images/` plus `train.json`, `validation.json`, `test.json`, each a JSON
+  object {"file name relative to images/": "letter"};
+- a folder per class: `DIR/A/*.png`, `DIR/b/*.jpg`, ... (folder name = label). Its images are
+  split 70/15/15 per class with a seed, or used whole as a test set.
+
+Labels are case-insensitive letters; class indices follow `charrec.CLASSES` (A..Z). Each image is
+decoded once per run (in a thread pool) into one float32 tensor [N, H, W].
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from charrec import CLASSES
+from charrec.errors import DataError, ImageError
+from charrec.preprocess import IMAGE_SUFFIXES, load_image
+
+SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+CLASS_INDEX = {letter: index for index, letter in enumerate(CLASSES)}
+
+
+@dataclass
+class LetterData:
+    """One split in memory: images [N, H, W] float32 in [-1, 1], labels [N] int64, file paths."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def to(self, device: torch.device | str) -> LetterData:
+        return LetterData(self.images.to(device), self.labels.to(device), self.paths,
+                          self.skipped)
+
+
+def label_index(label: object) -> int:
+    """'a' or 'A' -> 0, ...; DataError for anything but a single ASCII letter."""
+    text = label.strip().upper() if isinstance(label, str) else None
+    if text not in CLASS_INDEX:
+        raise DataError(f"label {label!r} is not a single letter A-Z/a-z")
+    return CLASS_INDEX[text]
+
+
+def detect_layout(data_dir: str | Path) -> str:
+    """'course' or 'folders'; DataError if `data_dir` holds neither."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder not found: {data_dir}")
+    if any((data_dir / f"{split}.json").is_file() for split in SPLITS):
+        return "course"
+    if any(child.is_dir() and child.name.upper() in CLASS_INDEX for child in data_dir.iterdir()):
+        return "folders"
+    raise DataError(
+        f"{data_dir} holds no dataset: expected images/ with train.json, validation.json, "
+        f"test.json, or one folder per letter (A/, B/, ...)"
+    )
+
+
+def _summarise(problems: Sequence[str], what: str) -> str:
+    shown = "; ".join(problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return f"{len(problems)} {what}: {shown}{more}"
+
+
+def _read_label_file(data_dir: Path, split: str) -> list[tuple[Path, int]]:
+    path = data_dir / f"{split}.json"
+    if not path.is_file():
+        raise DataError(f"{path} not found (the course layout needs {', '.join(SPLITS)} .json)")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(entries, dict):
+        raise DataError(f"{path}: expected a JSON object {{\"image file\": \"letter\"}}, "
+                        f"got {type(entries).__name__}")
+    items, bad = [], []
+    for name, label in entries.items():
+        try:
+            items.append((data_dir / "images" / name, label_index(label)))
+        except DataError:
+            bad.append(f"{name!r}: {label!r}")
+    if bad:
+        raise DataError(f"{path}: " + _summarise(bad, "labels are not a single letter A-Z/a-z"))
+    return items
+
+
+def _class_folders(data_dir: Path) -> list[tuple[Path, int]]:
+    items = []
+    for folder in sorted(data_dir.iterdir()):
+        if folder.is_dir() and folder.name.upper() in CLASS_INDEX:
+            index = CLASS_INDEX[folder.name.upper()]
+            items += [(path, index) for path in sorted(folder.rglob("*"))
+                      if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+    return items
+
+
+def split_stratified(items: Sequence[tuple[Path, int]], seed: int,
+                     fractions: Sequence[float] = SPLIT_FRACTIONS) -> dict[str, list]:
+    """Split per class into train/validation/test with the given fractions, shuffled by `seed`."""
+    by_class: dict[int, list] = {}
+    for item in items:
+        by_class.setdefault(item[1], []).append(item)
+    rng = random.Random(seed)
+    splits: dict[str, list] = {split: [] for split in SPLITS}
+    for index in sorted(by_class):
+        members = by_class[index]
+        rng.shuffle(members)
+        n_train = round(len(members) * fractions[0])
+        n_val = round(len(members) * fractions[1])
+        splits["train"] += members[:n_train]
+        splits["validation"] += members[n_train:n_train + n_val]
+        splits["test"] += members[n_train + n_val:]
+    return splits
+
+
+def list_split(data_dir: str | Path, split: str, seed: int = 0,
+               whole_folder: bool = False) -> list[tuple[Path, int]]:
+    """(image path, class index) pairs of one split.
+
+    For a folder-per-class tree, `whole_folder=True` returns every image (a test set from
+    elsewhere); otherwise the seeded 70/15/15 split is used.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    data_dir = Path(data_dir)
+    if detect_layout(data_dir) == "course":
+        items = _read_label_file(data_dir, split)
+    else:
+        items = _class_folders(data_dir)
+        if not whole_folder:
+            items = split_stratified(items, seed)[split]
+    if not items:
+        raise DataError(f"the {split} split of {data_dir} is empty")
+    return items
+
+
+def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: bool = False,
+                  workers: int = 4) -> tuple[torch.Tensor, list[bool], list[tuple[str, str]]]:
+    """Decode images once -> (tensor [N_ok, H, W], ok mask, skipped (path, reason)).
+
+    Unreadable images are skipped (or, with `strict`, raise the first error).
+    """
+
+    def load(path: Path) -> torch.Tensor | ImageError:
+        try:
+            return load_image(path, norm_size)
+        except ImageError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(load, paths))
+    errors = [(str(path), str(result)) for path, result in zip(paths, results, strict=True)
+              if isinstance(result, ImageError)]
+    if errors and strict:
+        raise DataError(_summarise([reason for _, reason in errors], "images could not be read"))
+    ok = [not isinstance(result, ImageError) for result in results]
+    tensors = [result for result in results if not isinstance(result, ImageError)]
+    images = torch.stack(tensors) if tensors else torch.empty(0, *norm_size)
+    return images, ok, errors
+
+
+def load_split(data_dir: str | Path, split: str, norm_size: tuple[int, int], seed: int = 0,
+               whole_folder: bool = False, strict: bool = False) -> LetterData:
+    """Read one split into memory (see `list_split` for `whole_folder`)."""
+    items = list_split(data_dir, split, seed, whole_folder)
+    images, ok, skipped = decode_images([path for path, _ in items], norm_size, strict)
+    kept = [item for item, good in zip(items, ok, strict=True) if good]
+    if not kept:
+        raise DataError(f"none of the {len(items)} images of the {split} split of {data_dir} "
+                        f"could be read; first error: {skipped[0][1]}")
+    labels = torch.tensor([index for _, index in kept], dtype=torch.int64)
+    return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
+
+
+def load_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
+                splits: Sequence[str] = SPLITS, strict: bool = False) -> dict[str, LetterData]:
+    """Read several splits; duplicate images across splits are an error (they would leak)."""
+    data = {split: load_split(data_dir, split, norm_size, seed, strict=strict) for split in splits}
+    seen: dict[str, str] = {}
+    duplicates = []
+    for split, letters in data.items():
+        for path in letters.paths:
+            if path in seen and seen[path] != split:
+                duplicates.append(f"{Path(path).name} in {seen[path]} and {split}")
+            seen.setdefault(path, split)
+    if duplicates:
+        raise DataError(f"{data_dir}: " + _summarise(duplicates, "images appear in two splits"))
+    return data

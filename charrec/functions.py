@@ -1,0 +1,140 @@
+"""Our own differentiable operations: `torch.autograd.Function`s with hand-written backward passes.
+
+Each Function computes its value and its gradient side by side, so the maths can be read off the
+code. Notation: `g` is the gradient of the loss L with respect to the Function's output
+(`grad_output`), `x` the input, `y` the output, `W` a weight matrix, `b` a bias vector, `B` the
+batch size. Only what backward needs is saved; `g` is never modified in place.
+
+The model and the loss are built only from these; torch's built-in layers (`nn.Linear`,
+`F.cross_entropy`, ...) appear only as references in tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd import Function
+
+
+class LinearFunction(Function):
+    """Affine map `y = x W^T + b` for x [B, in], W [out, in], b [out].
+
+    Backward:  dL/dx = g W,   dL/dW = g^T x,   dL/db = sum over rows of g.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return x @ weight.t()
+        return torch.addmm(bias, x, weight.t())
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = g @ weight if ctx.needs_input_grad[0] else None
+        grad_weight = g.t() @ x if ctx.needs_input_grad[1] else None
+        grad_bias = g.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+class ReLUFunction(Function):
+    """y = max(x, 0).   Backward from the output:  dL/dx = g * [y > 0]."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):
+        y = x.clamp_min(0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        return g * (y > 0).to(g.dtype)
+
+
+class SigmoidFunction(Function):
+    """y = 1 / (1 + exp(-x)).   Backward from the output:  dL/dx = g * y (1 - y)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):
+        # exp of a non-positive number only: no overflow for large |x|
+        z = torch.exp(-x.abs())
+        y = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        return g * y * (1 - y)
+
+
+class TanhFunction(Function):
+    """y = tanh(x).   Backward from the output:  dL/dx = g * (1 - y^2)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor):
+        y = torch.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+def log_softmax_rows(logits: torch.Tensor) -> torch.Tensor:
+    """Stable log-softmax: z - max(z) - log(sum(exp(z - max(z)))) per row (log-sum-exp)."""
+    shifted = logits - logits.max(dim=1, keepdim=True).values
+    return shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
+
+
+class SoftmaxCrossEntropyFunction(Function):
+    """Mean cross-entropy of softmax(z) against integer targets t, for logits z [B, C]:
+
+        L = -1/B * sum_i log softmax(z_i)[t_i]
+
+    Backward:  dL/dz = (softmax(z) - onehot(t)) / B * g   (g is a scalar); no gradient for t.
+    Finite for logits of any magnitude: the row max is subtracted before exp.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor):
+        log_probs = log_softmax_rows(logits)
+        ctx.save_for_backward(log_probs, targets)
+        return -log_probs.gather(1, targets.view(-1, 1)).mean()
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        log_probs, targets = ctx.saved_tensors
+        grad = torch.exp(log_probs)
+        grad[torch.arange(grad.shape[0], device=grad.device), targets] -= 1
+        return grad * (g / grad.shape[0]), None
+
+
+ACTIVATION_FUNCTIONS: dict[str, type[Function] | None] = {
+    "relu": ReLUFunction,
+    "sigmoid": SigmoidFunction,
+    "tanh": TanhFunction,
+    "none": None,
+}
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    return LinearFunction.apply(x, weight, bias)
+
+
+def activation(name: str, x: torch.Tensor) -> torch.Tensor:
+    function = ACTIVATION_FUNCTIONS[name]
+    return x if function is None else function.apply(x)
+
+
+def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return SoftmaxCrossEntropyFunction.apply(logits, targets)
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities for inference (no gradient needed)."""
+    return torch.exp(log_softmax_rows(logits))

@@ -1,0 +1,99 @@
+"""Image preprocessing: one function shared by training, testing and predicting.
+
+Any image file Pillow reads (RGB, RGBA, L, LA, P, I;16, CMYK, EXIF-rotated JPEG, animated GIF:
+first frame) -> upright grayscale -> resized to `norm_size` (H, W) -> contrast stretched -> light
+letter on a dark background -> float32 tensor [H, W] in [-1, 1].
+
+Contrast stretching and polarity normalisation make photos, scans and drawings look alike: a dark
+letter on a light sign and a light letter on a dark sign give the same input.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from charrec.errors import ImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                  ".pgm", ".pbm")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Decode an image file fully (first frame), upright per EXIF; ImageError if it can't be."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return upright if upright is not image else image.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: image too large (declared size exceeds Pillow's safety limit "
+                         f"of {Image.MAX_IMAGE_PIXELS} pixels)") from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size
+        reason = "empty file" if size == 0 else "not an image Pillow can read"
+        raise ImageError(f"{path}: {reason}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageError(f"{path}: cannot decode image ({error})") from None
+
+
+def to_grayscale(image: Image.Image) -> Image.Image:
+    """Mode 'L' (8-bit gray) from any mode; transparency is composited onto white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16/32-bit gray: scale the used range to 0..255 instead of clipping at 255
+        extrema = image.getextrema()
+        low, high = (extrema if isinstance(extrema[0], int | float) else extrema[0])
+        scale = 255.0 / max(high - low, 1)
+        return image.convert("I").point(lambda value: (value - low) * scale).convert("L")
+    if image.mode == "F":
+        low, high = image.getextrema()
+        scale = 255.0 / max(high - low, 1e-12)
+        return image.point(lambda value: (value - low) * scale).convert("L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("L")
+
+
+def preprocess(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
+    """PIL image -> float32 tensor [H, W] in [-1, 1], light letter on dark background."""
+    height, width = norm_size
+    gray = to_grayscale(image).resize((width, height), Image.Resampling.BILINEAR)
+    pixels = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
+    values = pixels.view(height, width).to(torch.float32)
+    low, high = values.min(), values.max()
+    values = (values - low) / (high - low).clamp_min(1.0)  # contrast stretch to [0, 1]
+    if _border_mean(values) > values.mean():  # background lighter than the letter: invert
+        values = 1.0 - values
+    return values * 2.0 - 1.0
+
+
+def _border_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean of the outer ring of pixels (1/8 of each side, at least 1): mostly background."""
+    height, width = values.shape
+    rows, cols = max(1, height // 8), max(1, width // 8)
+    mask = torch.ones_like(values, dtype=torch.bool)
+    mask[rows:height - rows, cols:width - cols] = False
+    return values[mask].mean()
+
+
+def load_image(path: str | Path, norm_size: tuple[int, int]) -> torch.Tensor:
+    """Read and preprocess one image file."""
+    image = open_image(path)
+    try:
+        return preprocess(image, norm_size)
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{path}: cannot convert image ({error})") from None

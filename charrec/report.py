@@ -1,0 +1,117 @@
+"""Everything charrec shows: rich tables and progress on the terminal, PNG plots on disk.
+
+This is the only module that draws. Plots use matplotlib's non-interactive Agg backend (imported
+lazily, so `charrec --help` stays instant) and are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from charrec import CLASSES
+
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False)
+
+
+def percent(fraction: float | None) -> str:
+    return "–" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def epoch_line(metrics: Any, is_best: bool) -> str:
+    text = (f"epoch {metrics.epoch:>3}  train loss {metrics.train_loss:.4f}  "
+            f"train acc {percent(metrics.train_accuracy)}")
+    if metrics.val_accuracy is not None:
+        text += f"  val acc {percent(metrics.val_accuracy)}"
+        if is_best:
+            text += "  [green]* best[/green]"
+    return text
+
+
+def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
+    table = Table(title="Per-class accuracy")
+    for column in ("Letter", "Images", "Correct", "Accuracy", "Most often read as"):
+        table.add_column(column, justify="right" if column != "Letter" else "center")
+    for index, letter in enumerate(classes):
+        row = confusion[index]
+        total = int(row.sum())
+        if total == 0:
+            continue
+        correct = int(row[index])
+        wrong = row.clone()
+        wrong[index] = 0
+        confused = (f"{classes[int(wrong.argmax())]} ({int(wrong.max())})"
+                    if int(wrong.max()) > 0 else "")
+        table.add_row(letter, str(total), str(correct), percent(correct / total), confused)
+    return table
+
+
+def confused_pairs(confusion: Any, classes: Sequence[str] = CLASSES,
+                   top: int = 5) -> list[tuple[str, str, int]]:
+    """The most frequent (true, predicted) mistakes."""
+    pairs = [(classes[true], classes[predicted], int(confusion[true, predicted]))
+             for true in range(len(classes)) for predicted in range(len(classes))
+             if true != predicted and int(confusion[true, predicted]) > 0]
+    return sorted(pairs, key=lambda pair: (-pair[2], pair[0], pair[1]))[:top]
+
+
+def _save_figure(figure: Any, path: str | Path) -> Path:
+    from charrec.checkpoint import atomic_write
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
+                         title: str = "") -> Path:
+    """Train loss and train/validation accuracy per epoch."""
+    plt = _pyplot()
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = [row["epoch"] for row in history]
+    loss_axis.plot(epochs, [row["train_loss"] for row in history], label="train")
+    validated = [row for row in history if row.get("val_loss") is not None]
+    loss_axis.plot([row["epoch"] for row in validated], [row["val_loss"] for row in validated],
+                   label="validation")
+    loss_axis.set(xlabel="epoch", ylabel="loss", title="Loss")
+    accuracy_axis.plot(epochs, [row["train_accuracy"] for row in history], label="train")
+    accuracy_axis.plot([row["epoch"] for row in validated],
+                       [row["val_accuracy"] for row in validated], label="validation")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    if title:
+        figure.suptitle(title)
+    return _save_figure(figure, path)
+
+
+def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CLASSES,
+                   title: str = "Confusion matrix") -> Path:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 7))
+    totals = confusion.sum(dim=1, keepdim=True).clamp_min(1)
+    image = axis.imshow((confusion / totals).numpy(), cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(classes)), classes)
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of true class")
+    return _save_figure(figure, path)

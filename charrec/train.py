@@ -1,0 +1,265 @@
+"""The training loop (the only one in charrec) and evaluation. No printing: progress goes to
+callbacks, so the CLI, sweeps and tests all run this same code.
+
+`train(config, data)` trains a fresh model (or continues from a `Resume` state) on
+`data["train"]`, evaluates on `data["validation"]` every `val_interval` epochs, keeps the weights
+of the best validation accuracy, and returns them with the per-epoch history.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from charrec import functions
+from charrec.config import TrainConfig
+from charrec.data import LetterData
+from charrec.errors import ConfigError, DataError, TrainingDiverged
+from charrec.model import build_model
+
+
+def set_seed(seed: int) -> None:
+    """Seed every generator charrec uses (python, torch; numpy if present)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed % 2**32)
+    except ImportError:  # numpy is optional
+        pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; "
+                          "use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    optimizers: dict[str, Callable[[], torch.optim.Optimizer]] = {
+        "sgd": lambda: torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
+                                       weight_decay=config.weight_decay),
+        "adagrad": lambda: torch.optim.Adagrad(parameters, lr=config.lr,
+                                               weight_decay=config.weight_decay),
+        "rmsprop": lambda: torch.optim.RMSprop(parameters, lr=config.lr,
+                                               momentum=config.momentum,
+                                               weight_decay=config.weight_decay),
+        "adam": lambda: torch.optim.Adam(parameters, lr=config.lr,
+                                         weight_decay=config.weight_decay),
+        "adadelta": lambda: torch.optim.Adadelta(parameters, lr=config.lr,
+                                                 weight_decay=config.weight_decay),
+    }
+    return optimizers[config.optim]()
+
+
+def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    losses = {"ce": functions.softmax_cross_entropy}
+    return losses[name]
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Callbacks:
+    """Hooks for progress reporting; all optional."""
+
+    on_batch: Callable[[int, int], None] | None = None  # (batches done this epoch, total)
+    on_epoch: Callable[[EpochMetrics, bool], None] | None = None  # (metrics, is new best)
+
+
+@dataclass
+class Resume:
+    """State to continue an interrupted run from (see checkpoint `optimizer_state`)."""
+
+    state_dict: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any]
+    epoch: int
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, Any]]
+    rng_states: list[torch.Tensor] | None = None  # [shuffle generator, augment generator]
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # holds the best weights
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, Any]]
+    last_epoch: int
+    interrupted: bool = False
+    train_seconds: float = 0.0
+    last_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    optimizer_state: dict[str, Any] = field(default_factory=dict)
+    rng_states: list[torch.Tensor] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "best_val_accuracy": self.best_val_accuracy,
+            "best_epoch": self.best_epoch,
+            "last_epoch": self.last_epoch,
+            "train_seconds": round(self.train_seconds, 3),
+            "interrupted": self.interrupted,
+            "history": self.history,
+        }
+
+
+def _augmenter(config: TrainConfig) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    if not config.augment:
+        return lambda images, generator: images
+    from charrec.augment import augment_batch
+
+    return augment_batch
+
+
+def train(config: TrainConfig, data: dict[str, LetterData], callbacks: Callbacks | None = None,
+          resume: Resume | None = None, n_classes: int = 26) -> TrainResult:
+    """Train per `config`; return the best-validation model and the history.
+
+    Ctrl-C (KeyboardInterrupt) stops training cleanly: the result holds the best weights so far
+    and `interrupted=True`. A NaN/inf loss raises TrainingDiverged naming the epoch.
+    """
+    callbacks = callbacks or Callbacks()
+    train_data, val_data = data["train"], data["validation"]
+    if config.batch_size > len(train_data):
+        raise ConfigError(f"--batch-size {config.batch_size} is larger than the training set "
+                          f"({len(train_data)} images); use a smaller batch size")
+    if len(val_data) == 0:
+        raise DataError("the validation split is empty")
+    set_seed(config.seed)
+    device = resolve_device(config.device)
+    model = build_model(config, n_classes).to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    loss_fn = loss_function(config.loss)
+    augment = _augmenter(config)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+
+    images, labels = train_data.images.to(device), train_data.labels.to(device)
+    val_images, val_labels = val_data.images.to(device), val_data.labels.to(device)
+    best_state, best_epoch, best_accuracy, history, first_epoch = None, 0, -1.0, [], 1
+    if resume is not None:
+        model.load_state_dict(resume.state_dict)
+        optimizer.load_state_dict(resume.optimizer_state)
+        best_state, best_epoch = resume.best_state, resume.best_epoch
+        best_accuracy, history = resume.best_val_accuracy, list(resume.history)
+        first_epoch = resume.epoch + 1
+        if resume.rng_states:
+            generator.set_state(resume.rng_states[0])
+            augment_generator.set_state(resume.rng_states[1])
+
+    n_batches = math.ceil(len(train_data) / config.batch_size)
+    started, epoch, interrupted = time.perf_counter(), first_epoch - 1, False
+    snapshot = _snapshot(model, optimizer, generator, augment_generator)
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(train_data), generator=generator).to(device)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            for batch_index in range(n_batches):
+                index = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
+                batch, targets = augment(images[index], augment_generator), labels[index]
+                logits = model(batch)
+                loss = loss_fn(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(index)
+                correct += (logits.detach().argmax(dim=1) == targets).sum()
+                if callbacks.on_batch:
+                    callbacks.on_batch(batch_index + 1, n_batches)
+            train_loss = loss_sum.item() / len(train_data)
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch}: the loss became {train_loss} "
+                    f"(lr={config.lr:g}); try a lower learning rate, e.g. --lr {config.lr / 10:g}"
+                )
+            metrics = EpochMetrics(epoch, train_loss, correct.item() / len(train_data))
+            is_best = False
+            if epoch % config.val_interval == 0 or epoch == config.epochs:
+                evaluation = evaluate(model, val_images, val_labels, loss_fn=loss_fn)
+                metrics.val_accuracy, metrics.val_loss = evaluation["accuracy"], evaluation["loss"]
+                if metrics.val_accuracy > best_accuracy:
+                    is_best, best_accuracy, best_epoch = True, metrics.val_accuracy, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+            metrics.seconds = time.perf_counter() - epoch_start
+            history.append(metrics.to_dict())
+            snapshot = _snapshot(model, optimizer, generator, augment_generator)
+            if callbacks.on_epoch:
+                callbacks.on_epoch(metrics, is_best)
+    except KeyboardInterrupt:
+        interrupted = True
+        epoch = history[-1]["epoch"] if history else first_epoch - 1
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(
+        model=model, best_epoch=best_epoch, best_val_accuracy=max(best_accuracy, 0.0),
+        history=history, last_epoch=epoch, interrupted=interrupted,
+        train_seconds=time.perf_counter() - started, **snapshot,
+    )
+
+
+def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, *generators: torch.Generator
+              ) -> dict[str, Any]:
+    """Copies of everything needed to continue exactly after the epoch just finished."""
+    return {
+        "last_state": copy.deepcopy(model.state_dict()),
+        "optimizer_state": copy.deepcopy(optimizer.state_dict()),
+        "rng_states": [generator.get_state() for generator in generators],
+    }
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = [model(images[start:start + batch_size].to(device))
+               for start in range(0, len(images), batch_size)]
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             n_classes: int = 26, loss_fn=functions.softmax_cross_entropy) -> dict[str, Any]:
+    """Accuracy, mean loss, predictions and the confusion matrix [true, predicted]."""
+    was_training = model.training
+    logits = predict_logits(model, images)
+    model.train(was_training)
+    labels = labels.to(logits.device)
+    predictions = logits.argmax(dim=1)
+    confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
+    confusion.index_put_((labels.cpu(), predictions.cpu()),
+                         torch.ones(len(labels), dtype=torch.int64), accumulate=True)
+    return {
+        "accuracy": (predictions == labels).float().mean().item() if len(labels) else 0.0,
+        "loss": loss_fn(logits, labels).item() if len(labels) else 0.0,
+        "predictions": predictions.cpu(),
+        "confusion": confusion,
+    }
