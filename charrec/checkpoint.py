@@ -4,7 +4,8 @@ A checkpoint is a plain dict saved with `torch.save`:
 
     {"format_version": 1, "charrec_version": str, "config": {...TrainConfig fields...},
      "classes": ["A", ..., "Z"], "metrics": {"best_val_accuracy", "best_epoch", "history", ...},
-     "state_dict": {name: tensor}, "optimizer_state": {...} (optional, for --resume)}
+     "state_dict": {name: tensor},
+     "resume": {"epoch", "state_dict", "optimizer_state", "rng_states"} (optional, for --resume)}
 
 Only plain types go in, so it loads with `torch.load(weights_only=True)`, which refuses pickled
 code. Files are written to a temporary file in the same folder and `os.replace`d, so a crash or
@@ -49,8 +50,10 @@ def atomic_write(path: str | Path, write: Any) -> Path:
 
 
 def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
-                    metrics: dict[str, Any], optimizer_state: dict | None = None,
+                    metrics: dict[str, Any], resume: dict[str, Any] | None = None,
                     classes: tuple[str, ...] = CLASSES) -> dict[str, Any]:
+    """The checkpoint dict; `resume` (last epoch's weights, optimizer and RNG states) lets
+    `charrec train --resume` continue the run exactly."""
     checkpoint = {
         "format_version": FORMAT_VERSION,
         "charrec_version": __version__,
@@ -59,8 +62,8 @@ def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
         "metrics": metrics,
         "state_dict": {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()},
     }
-    if optimizer_state is not None:
-        checkpoint["optimizer_state"] = optimizer_state
+    if resume is not None:
+        checkpoint["resume"] = resume
     return checkpoint
 
 

@@ -68,6 +68,7 @@ def train(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. (default: auto)")] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. (default: on for the built-in letters)")] = None,
     out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. (default: saved_models/recognition.pth)")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -81,11 +82,46 @@ def train(
         "val_interval": val_interval, "seed": seed, "device": device, "augment": augment,
         "out": out,
     }
+    if resume is not None:
+        config, state = resume_run(resume, flags, config_file)
+        run_training(config, strict=strict, resume=state)
+        return
     file_values = load_train_yaml(config_file) if config_file else {}
     if hidden is not None and layers is None:
         file_values.pop("layers", None)  # a new --hidden list defines the depth
     config = make_config(file_values, flags)
     run_training(config, strict=strict)
+
+
+RESUME_OPTIONS = ("epochs", "out", "device")
+
+
+def resume_run(path: Path, flags: dict[str, Any], config_file: Path | None) -> tuple[Any, Any]:
+    """The config and TrainState to continue the run saved at `path`."""
+    from charrec.checkpoint import checkpoint_config, load_checkpoint
+    from charrec.config import replace
+    from charrec.errors import ConfigError
+    from charrec.train import TrainState
+
+    checkpoint = load_checkpoint(path)
+    if "resume" not in checkpoint:
+        raise ConfigError(f"{path} holds no resume state (it was not saved by `charrec train`)")
+    others = [name for name, value in flags.items()
+              if value is not None and name not in RESUME_OPTIONS]
+    if others or config_file is not None:
+        names = ", ".join("--" + name.replace("_", "-") for name in others) or "--config"
+        raise ConfigError(f"--resume continues a run with its own options; {names} cannot "
+                          f"change (only --epochs, --out, --device)")
+    config = checkpoint_config(checkpoint, path)
+    changes = {name: flags[name] for name in RESUME_OPTIONS if flags[name] is not None}
+    if "out" not in changes:
+        changes["out"] = str(path)
+    config = replace(config, **changes)
+    state = TrainState.from_checkpoint(checkpoint)
+    if state.epoch >= config.epochs:
+        raise ConfigError(f"{path} has already trained {state.epoch} of {config.epochs} epochs; "
+                          f"raise --epochs to train further")
+    return config, state
 
 
 def ensure_data(data_dir: Path) -> None:
@@ -107,10 +143,10 @@ def ensure_data(data_dir: Path) -> None:
                   f"images at {data_dir}.")
 
 
-def run_training(config: Any, strict: bool = False) -> Any:
-    """Load data, train with a progress bar, save the best checkpoint and the curves PNG."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
+    """Load data, train with a progress bar, save the best checkpoint (after every epoch, so a
+    crash loses at most one epoch) and the curves PNG."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from charrec import config as config_module
     from charrec.checkpoint import make_checkpoint, save_checkpoint
@@ -138,18 +174,28 @@ def run_training(config: Any, strict: bool = False) -> Any:
 
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
+    def save(state: Any, interrupted: bool = False) -> Path:
+        metrics = {**state.metrics(), "interrupted": interrupted}
+        return save_checkpoint(config.out, make_checkpoint(config, state.best_state, metrics,
+                                                           state.resume_dict()))
+
+    if resume is not None:
+        console.print(f"Resuming from epoch {resume.epoch} (best so far: epoch "
+                      f"{resume.best_epoch}, val acc {percent(resume.best_val_accuracy)})")
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("epoch 1", total=config.epochs)
+        task = progress.add_task("training", total=config.epochs,
+                                 completed=resume.epoch if resume else 0)
 
         def on_epoch(metrics: Any, is_best: bool) -> None:
             progress.update(task, completed=metrics.epoch, description=f"epoch {metrics.epoch}")
             if metrics.val_accuracy is not None:
                 progress.console.print(epoch_line(metrics, is_best))
 
-        result = train(config, data, Callbacks(on_epoch=on_epoch))
+        result = train(config, data, Callbacks(on_epoch=on_epoch, on_state=save), resume=resume)
 
-    checkpoint = make_checkpoint(config, result.model.state_dict(), result.metrics())
-    out = save_checkpoint(config.out, checkpoint)
+    if not result.state.best_state:  # interrupted before the first epoch ended
+        raise fail("training interrupted before the first epoch finished; nothing saved", 130)
+    out = save(result.state, result.interrupted)
     curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
                                   title=f"charrec {out.name}")
     if result.interrupted:

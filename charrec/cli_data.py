@@ -27,8 +27,7 @@ def synth_command(
     debug: Debug = False,
 ) -> None:
     """Render the built-in synthetic letters (A-Z, a-z) into the course layout."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from charrec import synth
     from charrec.config import PARSERS

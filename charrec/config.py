@@ -105,7 +105,8 @@ def _parse_norm_size(value: Any) -> tuple[int, int]:
     if len(sizes) == 1:
         sizes = (sizes[0], sizes[0])
     if len(sizes) != 2 or min(sizes) <= 0:
-        raise ConfigError(f"--norm-size expects two positive integers H,W (e.g. 32,32), got {value!r}")
+        raise ConfigError(
+            f"--norm-size expects two positive integers H,W (e.g. 32,32), got {value!r}")
     if max(sizes) > 1024:
         raise ConfigError(f"--norm-size {value!r} is too large (at most 1024 per side)")
     return sizes  # type: ignore[return-value]

@@ -1,7 +1,7 @@
 """The training loop (the only one in charrec) and evaluation. No printing: progress goes to
 callbacks, so the CLI, sweeps and tests all run this same code.
 
-`train(config, data)` trains a fresh model (or continues from a `Resume` state) on
+`train(config, data)` trains a fresh model (or continues from a saved `TrainState`) on
 `data["train"]`, evaluates on `data["validation"]` every `val_interval` epochs, keeps the weights
 of the best validation accuracy, and returns them with the per-epoch history.
 """
@@ -13,7 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -88,44 +88,74 @@ class Callbacks:
 
     on_batch: Callable[[int, int], None] | None = None  # (batches done this epoch, total)
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None  # (metrics, is new best)
+    on_state: Callable[[TrainState], None] | None = None  # after every epoch, e.g. to save
 
 
 @dataclass
-class Resume:
-    """State to continue an interrupted run from (see checkpoint `optimizer_state`)."""
+class TrainState:
+    """Where a run stands after its last completed epoch: enough to save a checkpoint and to
+    continue exactly (`train(..., resume=state)` gives the same weights as an unbroken run)."""
 
-    state_dict: dict[str, torch.Tensor]
-    optimizer_state: dict[str, Any]
     epoch: int
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, Any]]
     best_state: dict[str, torch.Tensor]
-    best_epoch: int
-    best_val_accuracy: float
-    history: list[dict[str, Any]]
-    rng_states: list[torch.Tensor] | None = None  # [shuffle generator, augment generator]
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module  # holds the best weights
-    best_epoch: int
-    best_val_accuracy: float
-    history: list[dict[str, Any]]
-    last_epoch: int
-    interrupted: bool = False
+    last_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any]
+    rng_states: list[torch.Tensor]  # [shuffle generator, augment generator]
     train_seconds: float = 0.0
-    last_state: dict[str, torch.Tensor] = field(default_factory=dict)
-    optimizer_state: dict[str, Any] = field(default_factory=dict)
-    rng_states: list[torch.Tensor] = field(default_factory=list)
 
     def metrics(self) -> dict[str, Any]:
         return {
             "best_val_accuracy": self.best_val_accuracy,
             "best_epoch": self.best_epoch,
-            "last_epoch": self.last_epoch,
+            "last_epoch": self.epoch,
             "train_seconds": round(self.train_seconds, 3),
-            "interrupted": self.interrupted,
             "history": self.history,
         }
+
+    def resume_dict(self) -> dict[str, Any]:
+        """The plain-type part a checkpoint stores under "resume"."""
+        return {"epoch": self.epoch, "state_dict": self.last_state,
+                "optimizer_state": self.optimizer_state, "rng_states": self.rng_states}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> TrainState:
+        metrics, resume = checkpoint["metrics"], checkpoint["resume"]
+        return cls(
+            epoch=resume["epoch"], best_epoch=metrics["best_epoch"],
+            best_val_accuracy=metrics["best_val_accuracy"], history=list(metrics["history"]),
+            best_state=checkpoint["state_dict"], last_state=resume["state_dict"],
+            optimizer_state=resume["optimizer_state"], rng_states=list(resume["rng_states"]),
+            train_seconds=metrics.get("train_seconds", 0.0),
+        )
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # holds the best weights
+    state: TrainState
+    interrupted: bool = False
+
+    @property
+    def best_epoch(self) -> int:
+        return self.state.best_epoch
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return self.state.best_val_accuracy
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state.history
+
+    @property
+    def train_seconds(self) -> float:
+        return self.state.train_seconds
+
+    def metrics(self) -> dict[str, Any]:
+        return {**self.state.metrics(), "interrupted": self.interrupted}
 
 
 def _augmenter(config: TrainConfig) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
@@ -137,11 +167,13 @@ def _augmenter(config: TrainConfig) -> Callable[[torch.Tensor, torch.Generator],
 
 
 def train(config: TrainConfig, data: dict[str, LetterData], callbacks: Callbacks | None = None,
-          resume: Resume | None = None, n_classes: int = 26) -> TrainResult:
-    """Train per `config`; return the best-validation model and the history.
+          resume: TrainState | None = None, n_classes: int = 26) -> TrainResult:
+    """Train per `config`; return the best-validation model and the run's state.
 
-    Ctrl-C (KeyboardInterrupt) stops training cleanly: the result holds the best weights so far
-    and `interrupted=True`. A NaN/inf loss raises TrainingDiverged naming the epoch.
+    `resume` continues a run from its last completed epoch (weights, optimizer and random
+    generators restored, so the result equals an unbroken run). Ctrl-C (KeyboardInterrupt) stops
+    training cleanly: the result holds the best weights so far and `interrupted=True`. A NaN/inf
+    loss raises TrainingDiverged naming the epoch.
     """
     callbacks = callbacks or Callbacks()
     train_data, val_data = data["train"], data["validation"]
@@ -156,30 +188,27 @@ def train(config: TrainConfig, data: dict[str, LetterData], callbacks: Callbacks
     optimizer = make_optimizer(config, model.parameters())
     loss_fn = loss_function(config.loss)
     augment = _augmenter(config)
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    generators = [torch.Generator(device="cpu").manual_seed(config.seed),
+                  torch.Generator(device=device).manual_seed(config.seed + 1)]
+    if resume is not None:
+        model.load_state_dict(resume.last_state)
+        optimizer.load_state_dict(resume.optimizer_state)
+        for generator, rng_state in zip(generators, resume.rng_states, strict=True):
+            generator.set_state(rng_state)
+        state = resume
+    else:
+        state = TrainState(0, 0, -1.0, [], {}, {}, {}, [])
+    shuffle_generator, augment_generator = generators
 
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     val_images, val_labels = val_data.images.to(device), val_data.labels.to(device)
-    best_state, best_epoch, best_accuracy, history, first_epoch = None, 0, -1.0, [], 1
-    if resume is not None:
-        model.load_state_dict(resume.state_dict)
-        optimizer.load_state_dict(resume.optimizer_state)
-        best_state, best_epoch = resume.best_state, resume.best_epoch
-        best_accuracy, history = resume.best_val_accuracy, list(resume.history)
-        first_epoch = resume.epoch + 1
-        if resume.rng_states:
-            generator.set_state(resume.rng_states[0])
-            augment_generator.set_state(resume.rng_states[1])
-
     n_batches = math.ceil(len(train_data) / config.batch_size)
-    started, epoch, interrupted = time.perf_counter(), first_epoch - 1, False
-    snapshot = _snapshot(model, optimizer, generator, augment_generator)
+    started, seconds_before, interrupted = time.perf_counter(), state.train_seconds, False
     try:
-        for epoch in range(first_epoch, config.epochs + 1):
+        for epoch in range(state.epoch + 1, config.epochs + 1):
             epoch_start = time.perf_counter()
             model.train()
-            order = torch.randperm(len(train_data), generator=generator).to(device)
+            order = torch.randperm(len(train_data), generator=shuffle_generator).to(device)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
             for batch_index in range(n_batches):
@@ -205,35 +234,38 @@ def train(config: TrainConfig, data: dict[str, LetterData], callbacks: Callbacks
             if epoch % config.val_interval == 0 or epoch == config.epochs:
                 evaluation = evaluate(model, val_images, val_labels, loss_fn=loss_fn)
                 metrics.val_accuracy, metrics.val_loss = evaluation["accuracy"], evaluation["loss"]
-                if metrics.val_accuracy > best_accuracy:
-                    is_best, best_accuracy, best_epoch = True, metrics.val_accuracy, epoch
-                    best_state = copy.deepcopy(model.state_dict())
+                is_best = metrics.val_accuracy > state.best_val_accuracy
             metrics.seconds = time.perf_counter() - epoch_start
-            history.append(metrics.to_dict())
-            snapshot = _snapshot(model, optimizer, generator, augment_generator)
+            state = _state_after_epoch(state, model, optimizer, generators, metrics, is_best,
+                                       seconds_before + time.perf_counter() - started)
             if callbacks.on_epoch:
                 callbacks.on_epoch(metrics, is_best)
+            if callbacks.on_state:
+                callbacks.on_state(state)
     except KeyboardInterrupt:
         interrupted = True
-        epoch = history[-1]["epoch"] if history else first_epoch - 1
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return TrainResult(
-        model=model, best_epoch=best_epoch, best_val_accuracy=max(best_accuracy, 0.0),
-        history=history, last_epoch=epoch, interrupted=interrupted,
-        train_seconds=time.perf_counter() - started, **snapshot,
+    if state.best_state:
+        model.load_state_dict(state.best_state)
+    return TrainResult(model=model, state=state, interrupted=interrupted)
+
+
+def _state_after_epoch(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+                       generators: list[torch.Generator], metrics: EpochMetrics, is_best: bool,
+                       train_seconds: float) -> TrainState:
+    """A new TrainState holding copies of everything needed to continue after this epoch."""
+    last_state = copy.deepcopy(model.state_dict())
+    return TrainState(
+        epoch=metrics.epoch,
+        best_epoch=metrics.epoch if is_best else state.best_epoch,
+        best_val_accuracy=metrics.val_accuracy if is_best else state.best_val_accuracy,
+        history=[*state.history, metrics.to_dict()],
+        best_state=last_state if is_best else state.best_state,
+        last_state=last_state,
+        optimizer_state=copy.deepcopy(optimizer.state_dict()),
+        rng_states=[generator.get_state() for generator in generators],
+        train_seconds=train_seconds,
     )
-
-
-def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, *generators: torch.Generator
-              ) -> dict[str, Any]:
-    """Copies of everything needed to continue exactly after the epoch just finished."""
-    return {
-        "last_state": copy.deepcopy(model.state_dict()),
-        "optimizer_state": copy.deepcopy(optimizer.state_dict()),
-        "rng_states": [generator.get_state() for generator in generators],
-    }
 
 
 @torch.no_grad()
