@@ -197,11 +197,18 @@ def render_letter(index: int, seed: int, norm_size: tuple[int, int]) -> Image.Im
     height, width = norm_size
     big = (width * SUPERSAMPLE, height * SUPERSAMPLE)
     face_index, char, instance = _pick_face(rng, letter)
-    canvas, box = _compose_source(rng, face_index, char, instance)
-    mask = canvas.transform(big, Image.Transform.MESH, _mesh(rng, box, big),
-                            resample=Image.Resampling.BILINEAR)
+    loose = rng.random() < 0.3  # a loose crop shows neighbour letters whole: leave them out
+    canvas, box = _compose_source(rng, face_index, char, instance, 0.0 if loose else 0.25)
+    mask = np.asarray(_warp(rng, canvas, box, big, loose))
     layers = _stroke_layers(rng, mask)
-    return _paint(rng, [layer.reduce(SUPERSAMPLE) for layer in layers], (height, width))
+    return _paint(rng, [_reduce(layer) for layer in layers], (height, width))
+
+
+def _reduce(mask: np.ndarray) -> np.ndarray:
+    """Box-average SUPERSAMPLE x SUPERSAMPLE blocks: [H*s, W*s] uint8 -> [H, W] float in [0, 1]."""
+    height, width = mask.shape[0] // SUPERSAMPLE, mask.shape[1] // SUPERSAMPLE
+    blocks = mask.reshape(height, SUPERSAMPLE, width, SUPERSAMPLE).astype(np.float32)
+    return blocks.mean(axis=(1, 3)) / 255
 
 
 def _pick_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
@@ -220,15 +227,16 @@ def _pick_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
     raise RuntimeError(f"no font draws {letter!r}")  # find_font_faces keeps only such fonts
 
 
-def _compose_source(rng: np.random.Generator, face_index: int, char: str,
-                    instance: str) -> tuple[Image.Image, tuple[float, float, float, float]]:
+def _compose_source(rng: np.random.Generator, face_index: int, char: str, instance: str,
+                    neighbour_probability: float
+                    ) -> tuple[Image.Image, tuple[float, float, float, float]]:
     """The glyph with, sometimes, neighbour letters beside it; and the glyph's box on it."""
     bitmap, top = _glyph(face_index, char, instance)
     pieces = [(bitmap, 0, top)]
     glyph_height, glyph_width = bitmap.shape
     face = _FACES[face_index]
     for side in (-1, 1):
-        if rng.random() < 0.25:
+        if rng.random() < neighbour_probability:
             other = face.letters[rng.integers(len(face.letters))]
             neighbour, neighbour_top = _glyph(face_index, other, instance)
             gap = rng.uniform(0.02, 0.25) * GLYPH_PIXELS
@@ -247,17 +255,17 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str,
     return Image.fromarray(canvas), (x0, y0, x0 + glyph_width, y0 + glyph_height)
 
 
-def _mesh(rng: np.random.Generator, box: tuple[float, float, float, float],
-          size: tuple[int, int], cells: int = 4) -> list:
-    """PIL MESH data mapping the output square onto a crop around `box` on the source.
+def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, float],
+                   cells: int, loose: bool) -> np.ndarray:
+    """Where the output's grid points [cells+1, cells+1, (x, y)] fall on the source canvas.
 
-    The crop is tight or loose, stretched to the square or kept in aspect, then rotated, sheared,
-    put in perspective (corners moved independently) and wobbled (inner grid points moved).
+    The crop around `box` is tight or loose, stretched to the square or kept in aspect, then
+    rotated, sheared, put in perspective (corners moved independently) and, when there are inner
+    grid points, wobbled elastically.
     """
     x0, y0, x1, y1 = box
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
-    loose = rng.random() < 0.3
     margin_scale = (0.1, 0.45) if loose else (-0.04, 0.12)
     crop_width = glyph_width + extent * rng.uniform(*margin_scale) * 2
     crop_height = glyph_height + extent * rng.uniform(*margin_scale) * 2
@@ -273,46 +281,68 @@ def _mesh(rng: np.random.Generator, box: tuple[float, float, float, float],
         np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([crop_width, crop_height])
     steps = np.linspace(-0.5, 0.5, cells + 1)
     grid = np.stack(np.meshgrid(steps, steps, indexing="xy"), axis=-1)  # [row, col, (x, y)]
-    corners = rng.normal(0, 0.04 if rng.random() < 0.6 else 0.0, (2, 2, 2))
-    perspective = np.stack([np.interp(steps, [-0.5, 0.5], [1.0, 0.0]), np.interp(
-        steps, [-0.5, 0.5], [0.0, 1.0])], axis=-1)  # bilinear weights along one axis
-    grid = grid + np.einsum("ra,cb,abk->rck", perspective, perspective, corners)
-    if rng.random() < 0.4:
-        grid[1:-1, 1:-1] += rng.normal(0, rng.uniform(0.01, 0.04), (cells - 1, cells - 1, 2))
-    points = grid @ linear.T + centre
-    out_width, out_height = size
+    if rng.random() < 0.6:  # perspective: move the four corners, interpolate the rest
+        corners = rng.normal(0, 0.04, (2, 2, 2))
+        weights = np.stack([0.5 - steps, 0.5 + steps], axis=-1)  # [point, end]
+        grid = grid + np.einsum("ra,cb,abk->rck", weights, weights, corners)
+    if cells > 1:
+        grid[1:-1, 1:-1] += rng.normal(0, rng.uniform(0.015, 0.05), (cells - 1, cells - 1, 2))
+    return grid @ linear.T + centre
+
+
+def _warp(rng: np.random.Generator, canvas: Image.Image, box: tuple[float, float, float, float],
+          size: tuple[int, int], loose: bool) -> Image.Image:
+    """The output square sampled from the source canvas: one quad, or a 3x3 mesh (elastic)."""
+    cells = 3 if rng.random() < 0.35 else 1
+    points = _sampling_grid(rng, box, cells, loose).tolist()
+    width, height = size
     mesh = []
     for row in range(cells):
         for col in range(cells):
-            box_out = (out_width * col // cells, out_height * row // cells,
-                       out_width * (col + 1) // cells, out_height * (row + 1) // cells)
-            quad = np.concatenate([points[row, col], points[row + 1, col],
-                                   points[row + 1, col + 1], points[row, col + 1]])
-            mesh.append((box_out, tuple(float(value) for value in quad)))
-    return mesh
+            target = (width * col // cells, height * row // cells,
+                      width * (col + 1) // cells, height * (row + 1) // cells)
+            quad = (*points[row][col], *points[row + 1][col], *points[row + 1][col + 1],
+                    *points[row][col + 1])
+            mesh.append((target, quad))
+    if cells == 1:
+        return canvas.transform(size, Image.Transform.QUAD, mesh[0][1],
+                                resample=Image.Resampling.BILINEAR)
+    return canvas.transform(size, Image.Transform.MESH, mesh, resample=Image.Resampling.BILINEAR)
 
 
-def _stroke_layers(rng: np.random.Generator, mask: Image.Image) -> list[Image.Image]:
-    """Letter mask after stroke-weight change, plus optional outline, border and shadow masks.
+def _grow(mask: np.ndarray, radius: int, shrink: bool = False) -> np.ndarray:
+    """Dilate (or erode) a uint8 mask by a (2*radius+1)^2 square, with shifted maxima (minima)."""
+    pick = np.minimum if shrink else np.maximum
+    out = mask.copy()
+    for _ in range(radius):
+        out[:, 1:] = pick(out[:, 1:], out[:, :-1].copy())
+        out[:, :-1] = pick(out[:, :-1], out[:, 1:].copy())
+        out[1:, :] = pick(out[1:, :], out[:-1, :].copy())
+        out[:-1, :] = pick(out[:-1, :], out[1:, :].copy())
+    return out
+
+
+def _stroke_layers(rng: np.random.Generator, mask: np.ndarray) -> list[np.ndarray]:
+    """Letter mask after a stroke-weight change, plus an optional shadow or border below it.
 
     Returned bottom to top: [shadow or border (optional), letter]; the letter may be hollow.
     """
     weight = rng.random()
     if weight < 0.2:
-        mask = mask.filter(ImageFilter.MaxFilter(3))
+        mask = _grow(mask, 1)
     elif weight < 0.26:
-        mask = mask.filter(ImageFilter.MaxFilter(5))
+        mask = _grow(mask, 2)
     elif weight < 0.42:
-        mask = mask.filter(ImageFilter.MinFilter(3))
+        mask = _grow(mask, 1, shrink=True)
     effect = rng.random()
-    if effect < 0.12:  # drop shadow or extrusion, down-right or anywhere
+    if effect < 0.12:  # drop shadow or extrusion
         dx, dy = (int(value) for value in rng.integers(-4, 6, 2))
-        return [mask.transform(mask.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy)), mask]
+        shadow = np.roll(mask, (dy, dx), axis=(0, 1))
+        return [shadow, mask]
     if effect < 0.2:  # a border of another colour around the letter
-        return [mask.filter(ImageFilter.MaxFilter(5)), mask]
+        return [_grow(mask, 2), mask]
     if effect < 0.25:  # hollow letter: outline only
-        return [Image.fromarray(np.clip(np.asarray(mask, np.int16) - np.asarray(
-            mask.filter(ImageFilter.MinFilter(5)), np.int16), 0, 255).astype(np.uint8))]
+        return [mask - np.minimum(mask, _grow(mask, 2, shrink=True))]
     return [mask]
 
 
@@ -363,7 +393,7 @@ def _background(rng: np.random.Generator, luminance: float,
     return np.asarray(picture, np.float32) / 255
 
 
-def _paint(rng: np.random.Generator, layers: list[Image.Image],
+def _paint(rng: np.random.Generator, layers: list[np.ndarray],
            shape: tuple[int, int]) -> Image.Image:
     """Colour the letter layers over a background, then light, blur, noise and compress."""
     background_luminance = rng.uniform(0.03, 0.97)
@@ -374,7 +404,7 @@ def _paint(rng: np.random.Generator, layers: list[Image.Image],
         letter_luminance = background_luminance - direction * contrast
     image = _background(rng, background_luminance, shape)
     for depth, layer in enumerate(layers):
-        alpha = np.asarray(layer, np.float32)[..., None] / 255
+        alpha = layer[..., None]
         if depth < len(layers) - 1:  # shadow / border: its own tone, between the two
             tone = _colour(rng, np.clip(rng.uniform(0, 1), 0, 1))
         else:
