@@ -89,12 +89,20 @@ def _read_label_file(data_dir: Path, split: str) -> list[tuple[Path, int]]:
                         f"got {type(entries).__name__}")
     items, bad = [], []
     for name, label in entries.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(f"{path}: image name {name!r} must be relative to images/ "
+                            f"(no absolute paths or '..')")
         try:
             items.append((data_dir / "images" / name, label_index(label)))
         except DataError:
             bad.append(f"{name!r}: {label!r}")
     if bad:
         raise DataError(f"{path}: " + _summarise(bad, "labels are not a single letter A-Z/a-z"))
+    missing = [image.relative_to(data_dir / "images").as_posix() for image, _ in items
+               if not image.is_file()]
+    if missing:
+        raise DataError(f"{path}: " + _summarise(missing, f"entries name images missing from "
+                                                          f"{data_dir / 'images'}"))
     return items
 
 

@@ -1,0 +1,221 @@
+"""Issue 6 guarantees: interrupted and killed runs lose nothing, resumed runs match unbroken ones,
+diverging runs never overwrite a good checkpoint, bad datasets and configs fail clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_course_dataset
+from typer.testing import CliRunner
+
+from charrec.checkpoint import load_checkpoint
+from charrec.cli import app
+from charrec.config import make_config
+from charrec.data import load_splits
+from charrec.errors import DataError, TrainingDiverged
+from charrec.train import train
+
+runner = CliRunner()
+
+
+def run_cli(*args: str):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error:"), result.output
+    for fragment in fragments:
+        assert fragment in lines[-1], result.output
+
+
+@pytest.fixture(scope="module")
+def big_dataset(tmp_path_factory) -> Path:
+    """Enough images that an epoch takes a noticeable moment (for the signal tests)."""
+    return make_course_dataset(tmp_path_factory.mktemp("big") / "letters", per_class=20, seed=3)
+
+
+def start_training(data_dir: Path, out: Path, epochs: int = 400) -> subprocess.Popen:
+    command = [sys.executable, "-m", "charrec", "train", "--data-dir", str(data_dir),
+               "--epochs", str(epochs), "--out", str(out), "--hidden", "512,512",
+               "--batch-size", "16"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+
+
+def wait_for_epochs(process: subprocess.Popen, count: int, timeout: float = 120) -> str:
+    output, deadline = "", time.monotonic() + timeout
+    while output.count("val acc") < count:
+        line = process.stdout.readline()
+        assert line or process.poll() is None, f"training ended early:\n{output}"
+        output += line
+        assert time.monotonic() < deadline, f"no {count} epochs in {timeout}s:\n{output}"
+    return output
+
+
+def test_sigkill_mid_run_leaves_previous_checkpoint_loadable(big_dataset, tmp_path):
+    out = tmp_path / "model.pth"
+    assert run_cli("train", "--data-dir", big_dataset, "--epochs", "1", "--out", out).exit_code == 0
+    before = load_checkpoint(out)
+    process = start_training(big_dataset, out)
+    try:
+        wait_for_epochs(process, 1)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    after = load_checkpoint(out)  # intact: either the old file or a complete newer one
+    assert after["format_version"] == before["format_version"]
+    assert after["metrics"]["last_epoch"] >= 1
+
+
+def test_ctrl_c_saves_best_so_far_and_exits_130(big_dataset, tmp_path):
+    out = tmp_path / "model.pth"
+    process = start_training(big_dataset, out)
+    try:
+        output = wait_for_epochs(process, 2)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    output += rest
+    assert process.returncode == 130, output
+    assert "saved the best model so far" in output
+    assert "Traceback" not in output
+    checkpoint = load_checkpoint(out)
+    assert checkpoint["metrics"]["interrupted"] is True
+    assert checkpoint["metrics"]["best_epoch"] >= 1
+
+
+def test_resume_reaches_the_same_weights_as_an_unbroken_run(course_dataset, tmp_path):
+    common = ["--data-dir", course_dataset, "--hidden", "32", "--batch-size", "16", "--augment"]
+    whole, part = tmp_path / "whole.pth", tmp_path / "part.pth"
+    assert run_cli("train", *common, "--epochs", "4", "--out", whole).exit_code == 0
+    assert run_cli("train", *common, "--epochs", "2", "--out", part).exit_code == 0
+    result = run_cli("train", "--resume", part, "--epochs", "4")
+    assert result.exit_code == 0, result.output
+    assert "Resuming from epoch 2" in result.output
+    unbroken, resumed = load_checkpoint(whole), load_checkpoint(part)
+    for name, tensor in unbroken["state_dict"].items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name
+    assert unbroken["metrics"]["history"][-1]["val_accuracy"] == \
+        resumed["metrics"]["history"][-1]["val_accuracy"]
+    assert resumed["metrics"]["last_epoch"] == 4
+
+
+def test_resume_refuses_changed_options_and_finished_runs(course_dataset, tmp_path):
+    out = tmp_path / "m.pth"
+    assert run_cli("train", "--data-dir", course_dataset, "--epochs", "1", "--hidden", "16",
+                   "--out", out).exit_code == 0
+    assert_one_line_error(run_cli("train", "--resume", out, "--lr", "0.1"), "--lr")
+    assert_one_line_error(run_cli("train", "--resume", out, "--epochs", "1"), "--epochs")
+
+
+def test_divergence_stops_with_a_hint_and_keeps_the_good_checkpoint(course_dataset, tmp_path):
+    out = tmp_path / "model.pth"
+    assert run_cli("train", "--data-dir", course_dataset, "--epochs", "2", "--hidden", "16",
+                   "--out", out).exit_code == 0
+    good = load_checkpoint(out)
+    result = run_cli("train", "--data-dir", course_dataset, "--epochs", "5", "--optim", "sgd",
+                     "--lr", "1e30", "--momentum", "0.99", "--out", out)
+    assert_one_line_error(result, "diverged at epoch", "lower learning rate")
+    kept = load_checkpoint(out)
+    assert all(torch.equal(kept["state_dict"][name], tensor)
+               for name, tensor in good["state_dict"].items())
+
+
+def test_divergence_is_an_error_in_the_library(course_dataset):
+    config = make_config({"data_dir": str(course_dataset), "epochs": 3, "optim": "sgd",
+                          "lr": 1e30, "hidden": "16"})
+    data = load_splits(course_dataset, config.norm_size, config.seed)
+    with pytest.raises(TrainingDiverged, match="epoch 1"):
+        train(config, data)
+
+
+# ------------------------------------------------------------------------------ bad datasets
+
+
+def write_course(root: Path, splits: dict[str, object], images: tuple[str, ...] = ()) -> Path:
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    for name in images:
+        Image.new("L", (8, 8), 255).save(root / "images" / name)
+    for split, entries in splits.items():
+        text = entries if isinstance(entries, str) else json.dumps(entries)
+        (root / f"{split}.json").write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("splits, fragment", [
+    ({"train": [1, 2], "validation": {}, "test": {}}, "expected a JSON object"),
+    ({"train": "{not json", "validation": {}, "test": {}}, "not valid JSON"),
+    ({"train": {"a.png": "AB", "b.png": "7", "c.png": "é", "d.png": 3},
+      "validation": {}, "test": {}}, "4 labels are not a single letter"),
+    ({"train": {"a.png": "A", "gone1.png": "B", "gone2.png": "C"}, "validation": {}, "test": {}},
+     "2 entries name images missing"),
+    ({"train": {}, "validation": {"a.png": "A"}, "test": {"a.png": "A"}}, "train split"),
+    ({"train": {"a.png": "A"}, "validation": {"a.png": "a"}, "test": {"b.png": "B"}},
+     "appear in two splits"),
+    ({"train": {"../a.png": "A"}, "validation": {}, "test": {}}, "must be relative"),
+])
+def test_bad_datasets_fail_clearly(tmp_path, splits, fragment):
+    root = write_course(tmp_path / "d", splits, images=("a.png", "b.png"))
+    with pytest.raises(DataError, match=fragment.replace("(", r"\(")):
+        load_splits(root, (8, 8))
+    assert_one_line_error(run_cli("train", "--data-dir", root, "--epochs", "1"), fragment)
+
+
+def test_unreadable_images_are_skipped_with_a_count_or_fail_with_strict(tmp_path):
+    root = make_course_dataset(tmp_path / "d", per_class=5)
+    broken = sorted((root / "images").glob("*.png"))[:2]
+    for path in broken:
+        path.write_bytes(b"not a png")
+    result = run_cli("train", "--data-dir", root, "--epochs", "1", "--batch-size", "4",
+                     "--out", tmp_path / "m.pth")
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 unreadable images" in result.output
+    strict = run_cli("train", "--data-dir", root, "--epochs", "1", "--strict")
+    assert_one_line_error(strict, "2 images could not be read")
+
+
+# ------------------------------------------------------------------------------- bad configs
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--epochs", "0"], "--epochs"),
+    (["--hidden", "0"], "--hidden"),
+    (["--hidden", "-4"], "--hidden"),
+    (["--layers", "3", "--hidden", "64,32,16"], "--layers 3 needs 2 hidden sizes"),
+    (["--layers", "1", "--hidden", "64,32"], "linear classifier"),
+    (["--norm-size", "0,5"], "--norm-size"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1"], "--lr"),
+    (["--optim", "lbfgs"], "--optim"),
+    (["--batch-size", "100000"], "larger than the training set"),
+])
+def test_bad_options_name_the_option_before_training(course_dataset, tmp_path, args, fragment):
+    out = tmp_path / "never.pth"
+    result = run_cli("train", "--data-dir", course_dataset, "--out", out, *args)
+    assert_one_line_error(result, fragment)
+    assert not out.exists()
+
+
+def test_bad_yaml_names_key_and_line(tmp_path, course_dataset):
+    config = tmp_path / "c.yaml"
+    config.write_text("optim: adam\n\nlearning_rate: 0.1\n")
+    assert_one_line_error(run_cli("train", "--config", config), "line 3", "learning_rate")
+    config.write_text("optim: adam\nepochs: many\n")
+    assert_one_line_error(run_cli("train", "--config", config), "line 2", "--epochs")
+    config.write_text("optim: [adam\n")
+    assert_one_line_error(run_cli("train", "--config", config), "invalid YAML")
