@@ -37,6 +37,7 @@ CLASS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 UPPERCASE_PROBABILITY = 0.6
 CHUNK_SIZE = 250
 GLYPH_PIXELS = 64  # font size the glyphs are rasterised at, before the geometry is applied
+GLYPH_CACHE_SIZE = 20000
 SUPERSAMPLE = 2  # letters are drawn at this multiple of norm_size, then box-reduced
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's RGB -> L weights
 
@@ -139,7 +140,7 @@ def _write_label_files(root: Path, per_class: int, seed: int, name_width: int) -
 
 _FACES: list[FontFace] = []
 _FAMILIES: list[list[int]] = []
-_FONTS: dict[tuple[int, str], ImageFont.FreeTypeFont] = {}
+_FONTS: dict[int, ImageFont.FreeTypeFont] = {}
 _GLYPHS: dict[tuple[int, str, str], tuple[np.ndarray, int]] = {}
 
 
@@ -161,13 +162,14 @@ def _glyph(face_index: int, char: str, instance: str) -> tuple[np.ndarray, int]:
     """Tight uint8 bitmap of `char` and its top offset from the font's ascender line."""
     key = (face_index, char, instance)
     if key not in _GLYPHS:
-        if (face_index, instance) not in _FONTS:
+        font = _FONTS.get(face_index)
+        if font is None:
             face = _FACES[face_index]
-            font = ImageFont.truetype(face.path, GLYPH_PIXELS, index=face.index)
-            if instance:
-                font.set_variation_by_name(instance)
-            _FONTS[face_index, instance] = font
-        mask, (_, top) = _FONTS[face_index, instance].getmask2(char, mode="L")
+            font = _FONTS[face_index] = ImageFont.truetype(
+                face.path, GLYPH_PIXELS, index=face.index, layout_engine=ImageFont.Layout.BASIC)
+        if instance:
+            font.set_variation_by_name(instance)
+        mask, (_, top) = font.getmask2(char, mode="L")
         bitmap = np.asarray(Image.frombytes("L", mask.size, bytes(mask)))
         rows, cols = np.nonzero(bitmap > 24)
         if rows.size == 0:
@@ -175,6 +177,8 @@ def _glyph(face_index: int, char: str, instance: str) -> tuple[np.ndarray, int]:
         else:
             bitmap = bitmap[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
             top += int(rows.min())
+        if len(_GLYPHS) >= GLYPH_CACHE_SIZE:
+            _GLYPHS.clear()  # bounded memory with thousands of faces; refilling is cheap
         _GLYPHS[key] = (np.ascontiguousarray(bitmap), top)
     return _GLYPHS[key]
 

@@ -35,7 +35,8 @@ ENTRY_POINT_GROUPS = ("fonts_ttf", "fontpkg.family")
 # (for reproducible benchmarks, e.g. measuring what a fresh install has).
 ONLY_DIRS_ENV = "CHARREC_FONT_DIRS"
 MIN_UPPERCASE = 20  # a font that lacks more uppercase letters than this is not a text font
-CHECK_SIZE = 48
+CHECK_SIZE = 24
+MAX_INSTANCES = 4  # named instances of a variable font kept: lightest to boldest, evenly
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,17 @@ def _faces_in(path: Path) -> list[FontFace]:
     faces = []
     for index in range(64 if path.suffix.lower() == ".ttc" else 1):
         try:
-            font = ImageFont.truetype(str(path), CHECK_SIZE, index=index)
+            font = ImageFont.truetype(str(path), CHECK_SIZE, index=index,
+                                      layout_engine=ImageFont.Layout.BASIC)
         except OSError:
             break
         family, style = font.getname()
         try:
-            instances = tuple(name.decode("utf-8", "replace") if isinstance(name, bytes)
-                              else str(name) for name in font.get_variation_names())
+            names = [name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                     for name in font.get_variation_names()]
+            picks = sorted({round(step * (len(names) - 1) / max(MAX_INSTANCES - 1, 1))
+                            for step in range(MAX_INSTANCES)}) if names else []
+            instances = tuple(names[pick] for pick in picks)
         except (OSError, AttributeError):
             instances = ()  # not a variable font
         letters = drawn_letters(font)  # checked on the default instance

@@ -1,0 +1,153 @@
+"""The built-in synthetic letters: layout, determinism, atomicity and the glyph checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from charrec import synth
+from charrec.errors import CharrecError, DataError
+from charrec.synth_fonts import LOWERCASE, UPPERCASE, default_font_dirs, drawn_letters, find_fonts
+
+MATPLOTLIB_FONTS = default_font_dirs()[0]
+SPLIT_FILES = ("train.json", "validation.json", "test.json")
+
+
+@pytest.fixture(autouse=True)
+def only_matplotlib_fonts(monkeypatch):
+    """Use matplotlib's bundled fonts only: fast and the same on every machine."""
+    monkeypatch.setenv("CHARREC_FONT_DIRS", str(MATPLOTLIB_FONTS))
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file() and path.name != "manifest.json"}
+
+
+def test_layout_is_a_valid_course_dataset(tmp_path):
+    out = tmp_path / "letters"
+    manifest = synth.generate_dataset(out, per_class=10, seed=1, workers=1)
+    splits = {name: json.loads((out / name).read_text()) for name in SPLIT_FILES}
+    names = [set(mapping) for mapping in splits.values()]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    images = {path.name for path in (out / "images").iterdir()}
+    assert set().union(*names) == images and len(images) == 10 * 26
+    for split, mapping in splits.items():
+        assert set(mapping.values()) == set(UPPERCASE), split  # every class in every split
+        counts = manifest["counts"][split.removesuffix(".json")]
+        assert counts["total"] == len(mapping)
+    assert manifest["counts"]["train"]["per_class"]["A"] == 8
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["seed"] == 1 and on_disk["per_class"] == 10 and on_disk["fonts"]
+    with Image.open(out / "images" / sorted(images)[0]) as image:
+        assert image.size == (32, 32) and image.mode == "RGB"
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path, monkeypatch):
+    monkeypatch.setattr(synth, "CHUNK_SIZE", 40)  # several chunks, so two workers share them
+    synth.generate_dataset(tmp_path / "one", per_class=4, seed=7, workers=1)
+    synth.generate_dataset(tmp_path / "two", per_class=4, seed=7, workers=2)
+    synth.generate_dataset(tmp_path / "other", per_class=4, seed=8, workers=1)
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert one == two
+    other = _files(tmp_path / "other")
+    assert one.keys() == other.keys()
+    assert sum(one[name] != other[name] for name in one) > len(one) * 0.9
+
+
+def test_norm_size_sets_the_image_size(tmp_path):
+    synth.generate_dataset(tmp_path / "small", per_class=3, norm_size=(20, 24), workers=1)
+    with Image.open(next((tmp_path / "small" / "images").iterdir())) as image:
+        assert image.size == (24, 20)
+
+
+def test_refuses_a_non_empty_out_dir_and_leaves_it_alone(tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="not empty"):
+        synth.generate_dataset(out, per_class=3, workers=1)
+    assert [path.name for path in out.iterdir()] == ["keep.txt"]
+
+
+def test_an_empty_out_dir_is_filled(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    synth.generate_dataset(out, per_class=3, workers=1)
+    assert (out / "train.json").exists()
+
+
+def test_interrupted_run_leaves_no_half_dataset(tmp_path):
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate_dataset(tmp_path / "letters", per_class=3, workers=1, progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_reaches_the_total(tmp_path):
+    calls = []
+    synth.generate_dataset(tmp_path / "letters", per_class=3, workers=1,
+                           progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (78, 78) and all(done <= total for done, total in calls)
+
+
+def test_too_few_per_class_is_a_user_error(tmp_path):
+    with pytest.raises(CharrecError, match="per-class"):
+        synth.generate_dataset(tmp_path / "letters", per_class=2)
+
+
+def test_no_fonts_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARREC_FONT_DIRS", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="fonts"):
+        synth.generate_dataset(tmp_path / "letters", per_class=3)
+
+
+def _uppercase_only_font(directory: Path) -> Path:
+    """A copy of DejaVu Sans with only A-Z (and .notdef) left in it."""
+    from fontTools import subset
+
+    options = subset.Options()
+    options.notdef_outline = True
+    font = subset.load_font(str(MATPLOTLIB_FONTS / "DejaVuSans.ttf"), options)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text=UPPERCASE)
+    subsetter.subset(font)
+    for record in font["name"].names:
+        if record.nameID in (1, 4, 16):  # family, full name, typographic family
+            record.string = "Uppercase Only"
+    path = directory / "UppercaseOnly.ttf"
+    font.save(str(path))
+    return path
+
+
+def test_missing_glyphs_are_detected(tmp_path):
+    from PIL import ImageFont
+
+    path = _uppercase_only_font(tmp_path)
+    assert drawn_letters(ImageFont.truetype(str(path), 24)) == UPPERCASE  # lowercase: tofu
+    full = ImageFont.truetype(str(MATPLOTLIB_FONTS / "DejaVuSans.ttf"), 24)
+    assert drawn_letters(full) == UPPERCASE + LOWERCASE
+    blank = ImageFont.truetype(str(MATPLOTLIB_FONTS / "DejaVuSansDisplay.ttf"), 24)
+    assert drawn_letters(blank) == ""  # draws nothing for letters
+
+
+def test_find_fonts_checks_glyphs_and_takes_extra_dirs(tmp_path):
+    fonts = find_fonts()
+    names = {path.name for path in fonts}
+    assert "DejaVuSans.ttf" in names
+    assert "DejaVuSansDisplay.ttf" not in names  # no letters in it
+    assert not any(name.startswith(("cmex", "LastResort", "STIXSiz")) for name in names)
+    extra = _uppercase_only_font(tmp_path)
+    assert extra in find_fonts([tmp_path])
+
+
+def test_uppercase_only_font_still_renders_lowercase_classes(tmp_path, monkeypatch):
+    _uppercase_only_font(tmp_path)
+    monkeypatch.setenv("CHARREC_FONT_DIRS", str(tmp_path))
+    manifest = synth.generate_dataset(tmp_path / "letters", per_class=3, workers=1)
+    assert manifest["font_families"] == 1
