@@ -44,8 +44,9 @@ def open_image(path: str | Path) -> Image.Image:
         size = path.stat().st_size
         reason = "empty file" if size == 0 else "not an image Pillow can read"
         raise ImageError(f"{path}: {reason}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageError(f"{path}: cannot decode image ({error})") from None
+    except Exception as error:  # noqa: BLE001 - decoders of hostile files raise all sorts
+        raise ImageError(f"{path}: cannot decode image ({type(error).__name__}: {error})"
+                         ) from None
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:
