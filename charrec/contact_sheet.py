@@ -1,0 +1,114 @@
+"""Drawing a contact sheet: a grid of image tiles, each captioned with its label and file name.
+
+Pure Pillow (no matplotlib), so the sheet's pixel size is exact and known in advance:
+`columns = ceil(sqrt(n))`, each cell is `tile` pixels wide and `tile + CAPTION_HEIGHT` tall,
+cells are separated (and framed) by `GAP` pixels, and a `HEADER_HEIGHT` band on top holds the
+title. `charrec.datasets.contact_sheet` picks the samples; this module only draws them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+GAP = 6
+CAPTION_HEIGHT = 30
+HEADER_HEIGHT = 26
+SHEET_BACKGROUND = (255, 255, 255)
+TILE_BACKGROUND = (200, 200, 200)  # mid grey: both dark-on-light and light-on-dark tiles show
+LABEL_COLOUR = (0, 0, 160)
+NAME_COLOUR = (90, 90, 90)
+ERROR_COLOUR = (200, 0, 0)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One cell: an image (None if it could not be read), its label and a short note."""
+
+    image: Image.Image | None
+    label: str
+    note: str
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """(columns, rows) of a sheet of `count` tiles: as square as possible."""
+    columns = max(1, math.ceil(math.sqrt(count)))
+    return columns, max(1, math.ceil(count / columns))
+
+
+def sheet_size(count: int, tile: int) -> tuple[int, int]:
+    """(width, height) in pixels of a sheet of `count` tiles of `tile` pixels."""
+    columns, rows = grid_shape(count)
+    width = columns * tile + (columns + 1) * GAP
+    height = HEADER_HEIGHT + rows * (tile + CAPTION_HEIGHT) + (rows + 1) * GAP
+    return width, height
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the small bitmap font
+        return ImageFont.load_default()
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """`text`, shortened from the left with '…' until it fits in `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength("…" + text, font=font) > width:
+        text = text[1:]
+    return "…" + text
+
+
+def _fit_image(image: Image.Image, tile: int) -> Image.Image:
+    """Scale to fit a tile, keeping the aspect ratio; small images keep crisp pixels."""
+    scale = tile / max(image.size)
+    method = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    return ImageOps.contain(image.convert("RGB"), (tile, tile), method=method)
+
+
+def draw_contact_sheet(tiles: Sequence[Tile], title: str, tile: int = 96) -> Image.Image:
+    """An RGB image of `tiles` in a grid (see `sheet_size`), with `title` on top."""
+    width, height = sheet_size(len(tiles), tile)
+    columns, _ = grid_shape(len(tiles))
+    sheet = Image.new("RGB", (width, height), SHEET_BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    title_font, label_font, note_font = _font(15), _font(16), _font(10)
+    draw.text((GAP, GAP), _fit_text(draw, title, title_font, width - 2 * GAP), fill=(0, 0, 0),
+              font=title_font)
+    for position, cell in enumerate(tiles):
+        row, column = divmod(position, columns)
+        left = GAP + column * (tile + GAP)
+        top = HEADER_HEIGHT + GAP + row * (tile + CAPTION_HEIGHT + GAP)
+        draw.rectangle((left, top, left + tile - 1, top + tile - 1), fill=TILE_BACKGROUND)
+        if cell.image is None:
+            draw.line((left, top, left + tile - 1, top + tile - 1), fill=ERROR_COLOUR, width=2)
+            draw.line((left, top + tile - 1, left + tile - 1, top), fill=ERROR_COLOUR, width=2)
+        else:
+            fitted = _fit_image(cell.image, tile)
+            sheet.paste(fitted, (left + (tile - fitted.width) // 2,
+                                 top + (tile - fitted.height) // 2))
+        draw.text((left, top + tile + 1), cell.label, font=label_font,
+                  fill=ERROR_COLOUR if cell.image is None else LABEL_COLOUR)
+        draw.text((left, top + tile + 18), _fit_text(draw, cell.note, note_font, tile),
+                  font=note_font, fill=NAME_COLOUR)
+    return sheet
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def save_contact_sheet(image: Image.Image, path: str | Path) -> Path:
+    """Write the sheet as a PNG atomically (temp file + rename)."""
+    from charrec.checkpoint import atomic_write
+
+    data = png_bytes(image)
+    return atomic_write(path, lambda handle: handle.write(data))

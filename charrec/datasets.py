@@ -1,0 +1,446 @@
+"""Importing letter datasets into the course layout, and contact sheets to look at them.
+
+`import_dataset` reads a folder-per-class tree (`SRC/A/*.png`, `SRC/b/*.jpg`, ...) or
+EMNIST-letters IDX files (`*-images-idx3-ubyte[.gz]` with their `*-labels-idx1-ubyte[.gz]`) and
+writes the course layout: `images/` + `train.json`, `validation.json`, `test.json` (a stratified
+70/15/15 split by `charrec.data.split_stratified`, or everything in `test.json`) and
+`sources.json` (where each image came from). It builds the dataset in a hidden temp folder next to
+the destination and renames it into place at the end, so a failed or interrupted import leaves
+nothing half-written.
+
+`contact_sheet` draws random samples of any dataset (either layout) with their labels into one PNG.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import random
+import re
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from charrec import CLASSES, __version__
+from charrec.errors import DataError, ImageError
+from charrec.preprocess import IMAGE_SUFFIXES, open_image, to_grayscale
+
+Progress = Callable[[int, int], None]
+
+IDX_IMAGES = re.compile(r"^(?P<stem>.*)images[-.]idx3[-.]ubyte(?:\.gz)?$")
+IDX_UBYTE = 0x08
+EMNIST_LETTERS = range(1, 27)  # EMNIST letters labels: 1 = A ... 26 = Z
+SOURCES_FILE = "sources.json"  # not manifest.json: that marks charrec's built-in synthetic data
+
+
+# ------------------------------------------------------------------------------------- samples
+
+
+@dataclass(frozen=True)
+class FileSample:
+    """An image file of a folder-per-class tree; copied as is, or shrunk to `norm_size`."""
+
+    path: Path
+    class_index: int
+    label: str  # the folder name: 'A' or 'a'
+
+    @property
+    def origin(self) -> str:
+        return str(self.path)
+
+    def suffix(self, norm_size: tuple[int, int] | None) -> str:
+        return ".png" if norm_size else self.path.suffix.lower()
+
+    def save(self, destination: Path, norm_size: tuple[int, int] | None) -> None:
+        image = open_image(self.path)  # decoding checks the file is an image charrec can read
+        if norm_size is None:
+            shutil.copyfile(self.path, destination)
+        else:
+            _shrink(image, norm_size).save(destination, format="PNG")
+
+
+@dataclass(frozen=True)
+class IdxSample:
+    """One image of an IDX file, stored transposed (as EMNIST stores them)."""
+
+    pixels: bytes = field(repr=False)  # the whole payload of the images file, shared
+    shape: tuple[int, int]  # (rows, columns) as the IDX header gives them
+    position: int
+    class_index: int
+    label: str
+    file_name: str
+
+    @property
+    def origin(self) -> str:
+        return f"{self.file_name}#{self.position}"
+
+    def suffix(self, norm_size: tuple[int, int] | None) -> str:
+        return ".png"
+
+    def save(self, destination: Path, norm_size: tuple[int, int] | None) -> None:
+        rows, columns = self.shape
+        start = self.position * rows * columns
+        stored = Image.frombytes("L", (columns, rows), self.pixels[start:start + rows * columns])
+        upright = stored.transpose(Image.Transpose.TRANSPOSE)
+        (_shrink(upright, norm_size) if norm_size else upright).save(destination, format="PNG")
+
+
+Sample = FileSample | IdxSample
+
+
+def _shrink(image: Image.Image, norm_size: tuple[int, int]) -> Image.Image:
+    """Grayscale + resize exactly as `charrec.preprocess` does, so the network sees the same."""
+    height, width = norm_size
+    return to_grayscale(image).resize((width, height), Image.Resampling.BILINEAR)
+
+
+# ------------------------------------------------------------------------------ folder per class
+
+
+def folder_samples(src: Path) -> list[FileSample]:
+    """Every image under `src/<letter>/` (folder name = label), in a stable order."""
+    folders = sorted(child for child in src.iterdir()
+                     if child.is_dir() and child.name.upper() in CLASSES)
+    if not folders:
+        raise DataError(f"{src} holds no folder per letter (A/, b/, ...) and no EMNIST IDX files "
+                        f"(*-images-idx3-ubyte[.gz]); nothing to import")
+    samples = [FileSample(path, CLASSES.index(folder.name.upper()), folder.name)
+               for folder in folders for path in sorted(folder.rglob("*"))
+               if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+    if not samples:
+        raise DataError(f"the letter folders of {src} hold no images "
+                        f"({', '.join(IMAGE_SUFFIXES)})")
+    return samples
+
+
+# ---------------------------------------------------------------------------------------- IDX
+
+
+def find_idx_pairs(src: Path) -> list[tuple[Path, Path]]:
+    """(images file, labels file) pairs: `src` itself, or the IDX images files in folder `src`.
+
+    In a folder holding several EMNIST splits (balanced, digits, letters, ...), only the
+    `letters` ones are taken. A plain and a .gz copy of the same file count once (the plain one).
+    """
+    if src.is_file():
+        candidates = [src] if IDX_IMAGES.match(src.name) else []
+        if not candidates:
+            raise DataError(f"{src} is a file but not an IDX images file "
+                            f"(*-images-idx3-ubyte[.gz]); give that or a folder per letter")
+    else:
+        candidates = sorted(path for path in src.iterdir()
+                            if path.is_file() and IDX_IMAGES.match(path.name))
+        if any("letters" in path.name for path in candidates):
+            candidates = [path for path in candidates if "letters" in path.name]
+        plain = {path.name for path in candidates}
+        candidates = [path for path in candidates if path.name.removesuffix(".gz") == path.name
+                      or path.name.removesuffix(".gz") not in plain]
+    return [(images, _labels_file(images)) for images in candidates]
+
+
+def _labels_file(images: Path) -> Path:
+    stem = IDX_IMAGES.match(images.name)["stem"]  # type: ignore[index]
+    names = [f"{stem}labels{a}idx1{b}ubyte{gz}" for gz in ("", ".gz")
+             for a, b in (("-", "-"), (".", "-"), ("-", "."), (".", "."))]
+    for name in names:
+        if (images.parent / name).is_file():
+            return images.parent / name
+    raise DataError(f"{images}: no labels file next to it (expected {names[0]} or "
+                    f"{names[0]}.gz); EMNIST images and labels come in pairs")
+
+
+def read_idx(path: Path, ndim: int) -> tuple[tuple[int, ...], bytes]:
+    """(dimensions, payload bytes) of an IDX file of unsigned bytes with `ndim` dimensions."""
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    expected_magic = bytes((0, 0, IDX_UBYTE, ndim))
+    if data[:4] != expected_magic:
+        raise DataError(f"{path}: not an IDX file of {ndim}-D unsigned bytes (magic bytes "
+                        f"{data[:4].hex(' ') or 'missing'}, expected {expected_magic.hex(' ')})")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: IDX header is cut short ({len(data)} bytes)")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    payload = data[header:]
+    if len(payload) != math.prod(dims):
+        raise DataError(f"{path}: the IDX header says {'x'.join(map(str, dims))} = "
+                        f"{math.prod(dims)} bytes of data but the file holds {len(payload)}; "
+                        f"it is truncated or corrupt")
+    return dims, payload
+
+
+def idx_samples(pairs: Sequence[tuple[Path, Path]]) -> list[IdxSample]:
+    """The samples of EMNIST-letters IDX pairs (labels 1..26 = A..Z)."""
+    samples: list[IdxSample] = []
+    for images_path, labels_path in pairs:
+        (count, rows, columns), pixels = read_idx(images_path, 3)
+        (label_count,), labels = read_idx(labels_path, 1)
+        if count != label_count:
+            raise DataError(f"{images_path.name} holds {count} images but {labels_path.name} "
+                            f"holds {label_count} labels; they must belong together")
+        bad = sorted(set(labels) - set(EMNIST_LETTERS))
+        if bad:
+            shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
+            raise DataError(f"{labels_path}: labels must be 1..26 (EMNIST letters: 1 = A ... "
+                            f"26 = Z) but it holds {shown}; is this the EMNIST letters split?")
+        samples += [IdxSample(pixels, (rows, columns), position, label - 1, CLASSES[label - 1],
+                              images_path.name) for position, label in enumerate(labels)]
+    return samples
+
+
+# ------------------------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportResult:
+    """What `import_dataset` wrote."""
+
+    out: Path
+    kind: str  # "folders" or "emnist-idx"
+    counts: dict[str, int]  # images per split
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (origin, reason)
+    seconds: float = 0.0
+
+    @property
+    def n_images(self) -> int:
+        return sum(self.counts.values())
+
+
+def read_source(src: str | Path) -> tuple[str, list[Sample]]:
+    """('folders' | 'emnist-idx', samples) of an import source; DataError if it holds neither."""
+    src = Path(src)
+    if not src.exists():
+        raise DataError(f"{src}: no such file or folder; give a folder with one folder per "
+                        f"letter (A/, b/, ...) or EMNIST-letters IDX files")
+    pairs = find_idx_pairs(src)
+    if pairs:
+        return "emnist-idx", idx_samples(pairs)
+    return "folders", folder_samples(src)
+
+
+def _check_destination(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is a file; give --out a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise DataError(f"{out} exists and is not empty; give --out a new (or empty) folder, "
+                        f"or remove that one first")
+
+
+def import_dataset(src: str | Path, out: str | Path, seed: int = 0, all_test: bool = False,
+                   norm_size: tuple[int, int] | None = None, progress: Progress | None = None,
+                   workers: int = 4) -> ImportResult:
+    """Import `src` (folder per letter, or EMNIST-letters IDX) into the course layout at `out`.
+
+    Images that cannot be decoded are skipped and listed in the result. `norm_size` (H, W)
+    stores the images as grayscale PNGs already resized the way `charrec.preprocess` resizes
+    them (smaller, faster to load, same network input); otherwise files are copied as they are.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    _check_destination(out)
+    kind, samples = read_source(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    try:
+        (building / "images").mkdir()
+        names, skipped = _write_images(samples, building / "images", norm_size, progress,
+                                       workers)
+        kept = [(name, sample.class_index, sample) for name, sample in zip(names, samples,
+                                                                           strict=True) if name]
+        if not kept:
+            raise DataError(f"none of the {len(samples)} images of {src} could be read; "
+                            f"first error: {skipped[0][1]}")
+        counts = _write_label_files(building, kept, seed, all_test)
+        _write_sources(building, src, kind, seed, all_test, norm_size, counts, kept, skipped)
+        if out.is_dir():
+            out.rmdir()  # empty (checked above); os.rename needs it gone
+        os.rename(building, out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return ImportResult(out, kind, counts, skipped, time.perf_counter() - started)
+
+
+def _write_images(samples: Sequence[Sample], images_dir: Path,
+                  norm_size: tuple[int, int] | None, progress: Progress | None,
+                  workers: int) -> tuple[list[str | None], list[tuple[str, str]]]:
+    """Write every sample as `<LETTER>_<number><suffix>`; (names or None if unreadable, skipped)."""
+    width = max(6, len(str(len(samples))))
+
+    def write(numbered: tuple[int, Sample]) -> str | ImageError:
+        number, sample = numbered
+        name = f"{CLASSES[sample.class_index]}_{number:0{width}d}{sample.suffix(norm_size)}"
+        try:
+            sample.save(images_dir / name, norm_size)
+        except ImageError as error:
+            return error
+        return name
+
+    names: list[str | None] = []
+    skipped: list[tuple[str, str]] = []
+    every = max(1, len(samples) // 200)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, (sample, result) in enumerate(zip(samples, pool.map(write,
+                                                                      enumerate(samples)),
+                                                    strict=True), start=1):
+            if isinstance(result, ImageError):
+                skipped.append((sample.origin, str(result)))
+                names.append(None)
+            else:
+                names.append(result)
+            if progress and (done % every == 0 or done == len(samples)):
+                progress(done, len(samples))
+    return names, skipped
+
+
+def _write_label_files(root: Path, kept: list[tuple[str, int, Sample]], seed: int,
+                       all_test: bool) -> dict[str, int]:
+    from charrec.data import SPLITS, split_stratified
+
+    if all_test:
+        splits: dict[str, list] = {"train": [], "validation": [], "test": list(kept)}
+    else:
+        splits = split_stratified(kept, seed)
+    for split in SPLITS:
+        entries = {name: sample.label for name, _, sample in sorted(splits[split],
+                                                                    key=lambda item: item[0])}
+        (root / f"{split}.json").write_text(json.dumps(entries, indent=1) + "\n",
+                                            encoding="utf-8")
+    return {split: len(splits[split]) for split in SPLITS}
+
+
+def _write_sources(root: Path, src: str | Path, kind: str, seed: int, all_test: bool,
+                   norm_size: tuple[int, int] | None, counts: dict[str, int],
+                   kept: list[tuple[str, int, Sample]], skipped: list[tuple[str, str]]) -> None:
+    record = {
+        "charrec_version": __version__, "source": str(Path(src).resolve()), "kind": kind,
+        "seed": seed, "all_test": all_test, "norm_size": list(norm_size) if norm_size else None,
+        "counts": counts, "skipped": [{"origin": origin, "reason": reason}
+                                      for origin, reason in skipped],
+        "files": {name: sample.origin for name, _, sample in kept},
+    }
+    (root / SOURCES_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------- contact sheet
+
+
+def dataset_items(data_dir: str | Path, split: str | None = None,
+                  seed: int = 0) -> list[tuple[Path, int, str]]:
+    """(image path, class index, split) of one split, or of every split if `split` is None.
+
+    Empty or missing splits of the course layout are left out when all splits are asked for
+    (an `--all-test` import has empty train and validation splits); a folder-per-class tree
+    asked for all splits gives all its images.
+    """
+    from charrec.data import SPLITS, detect_layout, list_split
+
+    data_dir = Path(data_dir)
+    layout = detect_layout(data_dir)
+    if split is not None:
+        return [(path, index, split) for path, index in list_split(data_dir, split, seed)]
+    if layout == "folders":
+        return [(path, index, "") for path, index in
+                list_split(data_dir, "test", seed, whole_folder=True)]
+    items = []
+    for name in SPLITS:
+        if _split_is_empty(data_dir / f"{name}.json"):
+            continue
+        items += [(path, index, name) for path, index in list_split(data_dir, name, seed)]
+    if not items:
+        raise DataError(f"{data_dir}: train.json, validation.json and test.json are all "
+                        f"missing or empty")
+    return items
+
+
+def split_counts(data_dir: str | Path, seed: int = 0) -> dict[str, list[int]]:
+    """Images per class index for each split (a folder-per-class tree: its seeded split)."""
+    from charrec.data import SPLITS, detect_layout, split_stratified
+
+    counts = {split: [0] * len(CLASSES) for split in SPLITS}
+    if detect_layout(data_dir) == "course":
+        for _, index, split in dataset_items(data_dir, None, seed):
+            counts[split][index] += 1
+    else:
+        whole = [(path, index) for path, index, _ in dataset_items(data_dir, None, seed)]
+        for split, members in split_stratified(whole, seed).items():
+            for _, index in members:
+                counts[split][index] += 1
+    return counts
+
+
+def _split_is_empty(path: Path) -> bool:
+    if not path.is_file():
+        return True
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) == {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # let list_split report the broken file
+
+
+@dataclass
+class SheetResult:
+    path: Path
+    shown: int
+    total: int
+    unreadable: list[tuple[str, str]]  # (path, reason)
+
+
+def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = None,
+                  n: int = 64, seed: int = 0, preprocessed: bool = False,
+                  norm_size: tuple[int, int] = (32, 32), tile: int = 96) -> SheetResult:
+    """Draw `n` random images of a dataset (sorted by letter) with their labels into a PNG.
+
+    `preprocessed` shows what the network sees (`charrec.preprocess.load_image`, [-1, 1] mapped
+    to black..white) instead of the files as they are.
+    """
+    from charrec.contact_sheet import Tile, draw_contact_sheet, save_contact_sheet
+
+    items = dataset_items(data_dir, split, seed)
+    chosen = random.Random(seed).sample(items, min(n, len(items)))
+    chosen.sort(key=lambda item: (item[1], str(item[0])))
+    tiles, unreadable = [], []
+    for path, index, split_name in chosen:
+        note = f"{split_name[:5]} {path.name}" if split is None and split_name else path.name
+        try:
+            image = _network_view(path, norm_size) if preprocessed else open_image(path)
+        except ImageError as error:
+            unreadable.append((str(path), str(error)))
+            image = None
+        tiles.append(Tile(image, CLASSES[index], note))
+    view = (f"as the network sees them ({norm_size[0]}x{norm_size[1]})" if preprocessed
+            else "as stored")
+    title = (f"{data_dir} [{split or 'all splits'}]: {len(chosen)} of {len(items)} images, "
+             f"{view}, seed {seed}")
+    try:
+        path = save_contact_sheet(draw_contact_sheet(tiles, title, tile), out)
+    except OSError as error:
+        raise DataError(f"cannot write the contact sheet {out} ({error}); "
+                        f"choose another --out") from None
+    return SheetResult(path, len(chosen), len(items), unreadable)
+
+
+def _network_view(path: Path, norm_size: tuple[int, int]) -> Image.Image:
+    import torch
+
+    from charrec.preprocess import load_image
+
+    values = load_image(path, norm_size)
+    pixels = ((values + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    height, width = norm_size
+    return Image.frombytes("L", (width, height), bytes(pixels.flatten().tolist()))
