@@ -349,3 +349,7 @@ def main() -> None:
 from charrec.cli_data import data_app  # noqa: E402  (sub-apps register after the main app)
 
 app.add_typer(data_app, name="data")
+
+from charrec.cli_sweep import sweep_command  # noqa: E402
+
+app.command("sweep")(sweep_command)

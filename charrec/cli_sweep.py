@@ -1,0 +1,135 @@
+"""`charrec sweep FILE`: run a YAML experiment (grid or random search) and report it.
+
+Parsing lives in `charrec.sweep_config`, running and the run folder in `charrec.sweep`, where
+trials run in `charrec.executors`, tables and plots in `charrec.sweep_report`; this module only
+wires them to options and a live progress display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from charrec.cli_common import Debug, fail, friendly_errors
+from charrec.errors import ConfigError
+from charrec.report import console
+
+
+def parse_set_options(pairs: list[str] | None) -> dict[str, Any]:
+    """`--set epochs=5 --set hidden=256,128` -> {"epochs": 5, "hidden": "256,128"}."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, separator, text = pair.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. --set epochs=5), got {pair!r}")
+        try:
+            values[key.strip()] = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError:
+            values[key.strip()] = text
+    return values
+
+
+@friendly_errors
+def sweep_command(
+    config_file: Annotated[Path | None, typer.Argument(help="Sweep YAML (see configs/). Optional with --resume.", show_default=False)] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Trials run at once in worker processes (1: one after another in this process).")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. (default: cores // jobs)")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Run folder. (default: runs/<name>-<timestamp>)")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder: only unfinished trials run; refused if the sweep changed.")] = None,
+    keep: Annotated[str, typer.Option(help="Trial checkpoints to keep: all, best (only the best trial's) or none.")] = "all",
+    data_dir: Annotated[str | None, typer.Option(help="Dataset for every trial (replaces base: data_dir). Built-in letters are generated there if it is missing.")] = None,
+    set_options: Annotated[list[str] | None, typer.Option("--set", help="Replace a base: option, KEY=VALUE; repeat for several (e.g. --set epochs=5).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials and exit.")] = False,
+    strict: Annotated[bool, typer.Option(help="Fail trials on unreadable images instead of skipping them.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Run a sweep: train every trial of a YAML grid or random search, then show the table."""
+    from charrec.sweep import KEEP_CHOICES, RunFolder, default_run_dir
+    from charrec.sweep_config import expand, load_sweep
+    from charrec.sweep_report import trials_table
+
+    if keep not in KEEP_CHOICES:
+        raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+    overrides = parse_set_options(set_options)
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if resume is not None:
+        if out_dir is not None:
+            raise ConfigError("--resume continues the run in its own folder; drop --out-dir")
+        source = config_file or RunFolder(resume).spec_path
+        RunFolder(resume).meta()  # a clear error if it is not a run folder
+    elif config_file is None:
+        raise ConfigError("give a sweep file (e.g. `charrec sweep configs/momentum.yaml`) "
+                          "or --resume RUN_DIR")
+    else:
+        source = config_file
+    spec = load_sweep(source, overrides)
+    trials = expand(spec)
+    if dry_run:
+        console.print(trials_table(trials, spec.varied))
+        n_points = len({trial.point for trial in trials})
+        console.print(f"Sweep {spec.name}: {n_points} point(s) × {spec.repeats} repeat(s) = "
+                      f"{len(trials)} trials. Nothing was run (--dry-run).")
+        return
+    from charrec.cli import ensure_data
+
+    for directory in dict.fromkeys(trial.config["data_dir"] for trial in trials):
+        ensure_data(Path(directory))
+    folder = (RunFolder.reopen(resume, trials) if resume is not None else
+              RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
+    _run_and_report(folder, spec, trials, jobs, threads, keep, strict)
+
+
+def _run_and_report(folder: Any, spec: Any, trials: list, jobs: int, threads: int | None,
+                    keep: str, strict: bool) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from charrec.executors import make_executor
+    from charrec.sweep import run_sweep
+    from charrec.sweep_report import print_results, progress_info, trial_line, write_plots
+    from charrec.sweep_results import best_point, summarise
+
+    executor = make_executor(jobs, threads)
+    console.print(f"Sweep {spec.name}: {len(trials)} trials, {jobs} at a time "
+                  f"({executor.threads} torch thread(s) each). Run folder: {folder.path}")
+    columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("trials", total=len(trials), info="starting")
+
+        def on_progress(status: Any) -> None:
+            if status.last is not None:
+                progress.console.print(trial_line(status.last), soft_wrap=True)
+            elif status.skipped:
+                progress.console.print(f"Resuming: {status.skipped} of {status.total} trials "
+                                       f"already finished; running the rest.")
+            progress.update(task, completed=status.done, info=progress_info(status))
+
+        try:
+            status = run_sweep(folder, spec, trials, executor, keep=keep, strict=strict,
+                               on_progress=on_progress)
+        except KeyboardInterrupt:
+            progress.stop()
+            raise fail(f"interrupted; finished trials are saved in {folder.path}. Continue "
+                       f"with: charrec sweep --resume {folder.path}", 130) from None
+    summaries = summarise(trials, status.rows)
+    best = best_point(summaries)
+    print_results(spec, summaries, best)
+    plots = write_plots(folder.path, spec, summaries)
+    if best is None:
+        raise fail(f"every trial failed; see {folder.path / 'results.jsonl'}")
+    console.print(f"Best: {best.label()}: val acc {best.describe('val_accuracy')}, test acc "
+                  f"{best.describe('test_accuracy')}. Results: {folder.path / 'results.csv'}; "
+                  f"plots: {', '.join(str(path) for path in plots)}", soft_wrap=True)
+    console.print(f"Train the best config: charrec train --config {folder.path / 'best.yaml'}",
+                  soft_wrap=True)

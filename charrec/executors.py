@@ -1,0 +1,136 @@
+"""Where sweep trials run: one small interface and the local back-ends.
+
+An `Executor` calls a picklable function on every item, up to `jobs` at a time, and yields the
+results as they finish. The sweep knows nothing else about it, so a back-end for a cluster
+engine slots in here alone: a Ray executor would wrap `fn` with
+`ray.remote(num_cpus=threads)`, submit every item and yield from `ray.wait` — config parsing,
+result collection and reporting stay as they are.
+
+Local back-ends: `InlineExecutor` (one trial at a time in this process) and
+`LocalPoolExecutor` (`jobs` spawned worker processes). Each sets
+`torch.set_num_threads(max(1, cores // jobs))` so parallel trials do not fight over cores.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from typing import Protocol, TypeVar
+
+from charrec.errors import CharrecError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class WorkerDied(CharrecError):
+    """A worker process ended without returning its trial's result (killed, out of memory)."""
+
+
+class Executor(Protocol):
+    jobs: int  # trials at once
+    threads: int  # torch threads per trial
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        """Call `fn` on each item, up to `jobs` at once; yield results in the order they finish.
+
+        Closing the iterator early (an error or Ctrl-C in the consumer) stops the work that is
+        still queued or running.
+        """
+        ...
+
+
+def available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, available_cores() // jobs)
+
+
+def _init_worker(threads: int, ignore_interrupt: bool) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    if ignore_interrupt:
+        # Ctrl-C reaches the whole process group; the parent alone decides what stops.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class InlineExecutor:
+    """Runs the trials one after another in this process (`--jobs 1`)."""
+
+    def __init__(self, threads: int | None = None):
+        self.jobs = 1
+        self.threads = threads or threads_per_job(1)
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        import torch
+
+        previous = torch.get_num_threads()
+        _init_worker(self.threads, ignore_interrupt=False)
+        try:
+            for item in items:
+                yield fn(item)
+        finally:
+            torch.set_num_threads(previous)
+
+
+class LocalPoolExecutor:
+    """Runs trials in `jobs` worker processes on this machine.
+
+    Workers are spawned (not forked), so no torch thread-pool state is copied into them; each
+    keeps its own caches (e.g. the decoded dataset) for all the trials it runs.
+    """
+
+    def __init__(self, jobs: int, threads: int | None = None):
+        if jobs < 1:
+            raise ValueError("jobs must be at least 1")
+        self.jobs = jobs
+        self.threads = threads or threads_per_job(jobs)
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+        import multiprocessing
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not items:
+            return
+        pool = futures.ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(items)), mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(self.threads, True))
+        finished = False
+        try:
+            pending = [pool.submit(fn, item) for item in items]
+            for future in futures.as_completed(pending):
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise WorkerDied("a worker process died before finishing its trial "
+                                     "(killed, or out of memory?)") from None
+            finished = True
+        finally:
+            if finished:
+                pool.shutdown(wait=True)
+            else:
+                _stop(pool)
+
+
+def _stop(pool: futures.ProcessPoolExecutor) -> None:
+    """Cancel queued work and end the workers now, rather than after their current trial."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
+def make_executor(jobs: int, threads: int | None = None) -> Executor:
+    """`--jobs 1`: in this process; more: a local process pool. `threads` per trial defaults to
+    cores // jobs."""
+    return InlineExecutor(threads) if jobs == 1 else LocalPoolExecutor(jobs, threads)

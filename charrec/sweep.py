@@ -1,0 +1,322 @@
+"""Running a sweep: one trial (the same `train` as `charrec train`), the run loop, the run folder.
+
+A run folder holds:
+    sweep.yaml            the resolved sweep (itself a valid sweep file)
+    run.json              the config hash and the trial list, to resume safely
+    results.jsonl         one JSON row per finished trial, appended and fsynced as it finishes
+    results.csv           the same rows flattened (rewritten after every trial)
+    best.yaml             the best point's options, runnable with `charrec train --config`
+    checkpoints/t000.pth  each trial's best-validation weights (or only the best's: keep="best")
+    plots/*.png           drawn by `charrec.sweep_report`
+
+`run_sweep` skips trials that already have a row, so resuming a crashed or interrupted run is
+running it again on the same folder (`RunFolder.reopen` refuses if the trials changed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from charrec import __version__
+from charrec.errors import CharrecError, ConfigError, TrainingDiverged
+from charrec.executors import Executor
+from charrec.sweep_config import SweepSpec, Trial, config_hash, describe_change, trial_config
+from charrec.sweep_results import PointSummary, best_point, best_trial, format_value, summarise
+
+SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
+CSV_FILE, BEST_FILE, CHECKPOINTS = "results.csv", "best.yaml", "checkpoints"
+KEEP_CHOICES = ("all", "best", "none")
+FINISHED = ("ok", "failed")
+
+
+# ------------------------------------------------------------------------ one trial (a worker)
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """What a worker needs to run one trial: nothing but plain, picklable values."""
+
+    trial: Trial
+    checkpoint: str | None  # where to save the trial's best weights; None: do not save
+    strict: bool = False
+
+
+_DATA_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_DATA_CACHE_SIZE = 2  # a sweep over --norm-size alternates between a few decoded datasets
+
+
+def load_trial_data(config: Any, strict: bool = False) -> dict[str, Any]:
+    """The dataset of a trial, decoded once per process and kept for the following trials."""
+    from charrec.data import detect_layout, load_splits
+
+    # The seed only matters for a folder-per-class tree (it picks the 70/15/15 split).
+    split_seed = config.seed if detect_layout(config.data_dir) == "folders" else None
+    key = (str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_splits(config.data_dir, config.norm_size, config.seed,
+                                       strict=strict)
+        while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
+            _DATA_CACHE.popitem(last=False)
+    _DATA_CACHE.move_to_end(key)
+    return _DATA_CACHE[key]
+
+
+def resolve_augment(config: Any) -> Any:
+    """`augment: auto` means on for the built-in letters (a folder with a manifest.json), as in
+    `charrec train`."""
+    from charrec.config import replace
+
+    if config.augment is not None:
+        return config
+    return replace(config, augment=(Path(config.data_dir) / "manifest.json").is_file())
+
+
+def run_trial(task: TrialTask) -> dict[str, Any]:
+    """Train one trial and return its results row; a failure becomes a row with its reason."""
+    from charrec.checkpoint import make_checkpoint, save_checkpoint
+    from charrec.train import evaluate, train
+
+    trial, started = task.trial, time.perf_counter()
+    row: dict[str, Any] = {"trial": trial.trial_id, "index": trial.index, "point": trial.point,
+                           "repeat": trial.repeat, "seed": trial.config["seed"],
+                           "options": trial.options, "pid": os.getpid()}
+    try:
+        changes = {"out": task.checkpoint} if task.checkpoint else {}
+        config = resolve_augment(trial_config(trial, **changes))
+        row["config"] = config.to_dict()
+        data = load_trial_data(config, task.strict)
+        result = train(config, data)
+        if result.interrupted:
+            return {**row, "status": "interrupted"}
+        test = evaluate(result.model, data["test"].images, data["test"].labels)
+        metrics = {**result.metrics(), "test_accuracy": test["accuracy"]}
+        if task.checkpoint:
+            save_checkpoint(task.checkpoint, make_checkpoint(config, result.model.state_dict(),
+                                                             metrics))
+    except TrainingDiverged as error:
+        return {**row, "status": "failed", "reason": f"diverged: {error}",
+                "wall_seconds": round(time.perf_counter() - started, 3)}
+    except Exception as error:  # noqa: BLE001 - any failing trial is recorded; the sweep goes on
+        reason = str(error) if isinstance(error, CharrecError) else \
+            f"{type(error).__name__}: {error}"
+        return {**row, "status": "failed", "reason": reason,
+                "traceback": traceback.format_exc(limit=-3),
+                "wall_seconds": round(time.perf_counter() - started, 3)}
+    return {
+        **row, "status": "ok", "best_epoch": result.best_epoch,
+        "val_accuracy": result.best_val_accuracy, "test_accuracy": test["accuracy"],
+        "epochs_run": len(result.history), "train_seconds": round(result.train_seconds, 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "checkpoint": task.checkpoint, "history": result.history,
+    }
+
+
+# ------------------------------------------------------------------------------ the run folder
+
+
+def default_run_dir(name: str, runs_dir: str | Path = "runs") -> Path:
+    """runs/<name>-<timestamp>, with a suffix if two sweeps start in the same second."""
+    stem = Path(runs_dir) / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, counter = stem, 2
+    while path.exists():
+        path, counter = stem.with_name(f"{stem.name}-{counter}"), counter + 1
+    return path
+
+
+class RunFolder:
+    """Reads and writes the files of one sweep run (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path, spec: SweepSpec, trials: Sequence[Trial]) -> RunFolder:
+        import yaml
+
+        folder = cls(path)
+        if folder.path.exists() and any(folder.path.iterdir()):
+            raise ConfigError(f"run folder {folder.path} already exists and is not empty; "
+                              f"continue it with --resume {folder.path} or choose another")
+        (folder.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        meta = {"name": spec.name, "source": spec.source, "config_hash": config_hash(trials),
+                "created": datetime.now().isoformat(timespec="seconds"),
+                "charrec_version": __version__, "trials": [trial.to_dict() for trial in trials]}
+        folder._write_text(SPEC_FILE, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+        folder._write_text(META_FILE, json.dumps(meta, indent=1) + "\n")
+        return folder
+
+    @classmethod
+    def reopen(cls, path: str | Path, trials: Sequence[Trial]) -> RunFolder:
+        """An existing run, if its trials are exactly `trials`; ConfigError otherwise."""
+        folder = cls(path)
+        meta = folder.meta()
+        if meta["config_hash"] != config_hash(trials):
+            change = describe_change(meta.get("trials", []), trials)
+            raise ConfigError(f"cannot resume {folder.path}: the sweep config changed since it "
+                              f"started ({change}); start a new run instead of --resume")
+        return folder
+
+    def meta(self) -> dict[str, Any]:
+        path = self.path / META_FILE
+        if not path.is_file():
+            raise ConfigError(f"{self.path} is not a sweep run folder (no {META_FILE})")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{path}: unreadable ({error})") from None
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / SPEC_FILE
+
+    def checkpoint_path(self, trial: Trial) -> Path:
+        return self.path / CHECKPOINTS / f"{trial.trial_id}.pth"
+
+    def read_results(self) -> list[dict[str, Any]]:
+        """Rows of finished trials. A torn last line (a crash mid-write) is dropped."""
+        path = self.path / RESULTS_FILE
+        if not path.is_file():
+            return []
+        rows, text = [], path.read_text(encoding="utf-8")
+        for line in text.splitlines(keepends=True):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if row is None or not line.endswith("\n"):
+                self._write_text(RESULTS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+                break
+            rows.append(row)
+        return rows
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Add one row as one complete line, on disk before this returns."""
+        with open(self.path / RESULTS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def write_csv(self, rows: Sequence[dict[str, Any]], varied: Sequence[str]) -> Path:
+        columns = ["trial", "point", "repeat", "seed", "status", *varied, "best_epoch",
+                   "epochs_run", "val_accuracy", "test_accuracy", "train_seconds", "reason"]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in sorted(rows, key=lambda row: row["index"]):
+            options = {name: format_value(value) for name, value in row["options"].items()}
+            writer.writerow({**row, **options})
+        return self._write_text(CSV_FILE, buffer.getvalue())
+
+    def write_best(self, spec_name: str, summary: PointSummary, row: dict[str, Any]) -> Path:
+        """best.yaml: the full options of the best point's best trial, for `charrec train`."""
+        import yaml
+
+        options = {key: value for key, value in row["config"].items() if key != "out"}
+        header = (f"# Best point of sweep {spec_name!r} ({self.path}): "
+                  f"{summary.label()}\n# val acc {summary.describe('val_accuracy')}, "
+                  f"test acc {summary.describe('test_accuracy')} over {summary.n_ok} run(s)\n"
+                  f"# Train it: charrec train --config {self.path / BEST_FILE}\n")
+        body = yaml.safe_dump({"name": f"{spec_name}-best", "base": options}, sort_keys=False)
+        return self._write_text(BEST_FILE, header + body)
+
+    def _write_text(self, name: str, text: str) -> Path:
+        from charrec.checkpoint import atomic_write
+
+        return atomic_write(self.path / name, lambda handle: handle.write(text.encode()))
+
+
+# ------------------------------------------------------------------------------ the run loop
+
+
+@dataclass
+class SweepStatus:
+    """Where a running sweep stands; handed to the progress callback after every trial."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    skipped: int = 0  # finished in an earlier session of a resumed run
+    best: PointSummary | None = None
+    last: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def preflight(trials: Sequence[Trial]) -> None:
+    """Check every dataset the trials need (cheaply: label files, no decoding) before any runs."""
+    from charrec.data import SPLITS, list_split
+
+    sizes: dict[tuple, int] = {}
+    for trial in trials:
+        config = trial_config(trial)
+        key = (config.data_dir, config.seed)
+        if key not in sizes:
+            sizes[key] = len(list_split(config.data_dir, "train", config.seed))
+            for split in SPLITS[1:]:
+                list_split(config.data_dir, split, config.seed)
+        if config.batch_size > sizes[key]:
+            raise ConfigError(f"trial {trial.trial_id}: batch_size {config.batch_size} is larger "
+                              f"than the training set ({sizes[key]} images)")
+
+
+def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], executor: Executor,
+              keep: str = "all", strict: bool = False,
+              on_progress: Callable[[SweepStatus], None] | None = None) -> SweepStatus:
+    """Run every trial without a row yet; append each row as it finishes; write the CSV and
+    best.yaml. KeyboardInterrupt propagates after the finished rows are safely written."""
+    if keep not in KEEP_CHOICES:
+        raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+    rows = [row for row in folder.read_results() if row.get("status") in FINISHED]
+    finished = {row["index"] for row in rows}
+    todo = [trial for trial in trials if trial.index not in finished]
+    status = SweepStatus(total=len(trials), done=len(rows), skipped=len(rows), rows=rows,
+                         failed=sum(row["status"] == "failed" for row in rows))
+    preflight(todo)
+    tasks = [TrialTask(trial, str(folder.checkpoint_path(trial)) if keep != "none" else None,
+                       strict) for trial in todo]
+    status.running = min(executor.jobs, len(tasks))
+    status.best = best_point(summarise(trials, rows))
+    if on_progress:
+        on_progress(status)
+    for row in executor.run(run_trial, tasks):
+        if row["status"] == "interrupted":
+            raise KeyboardInterrupt
+        folder.append(row)
+        rows.append(row)
+        status.done += 1
+        status.failed += row["status"] == "failed"
+        status.running = min(executor.jobs, status.total - status.done)
+        status.best, status.last = best_point(summarise(trials, rows)), row
+        folder.write_csv(rows, spec.varied)
+        if on_progress:
+            on_progress(status)
+    finish(folder, spec, trials, rows, keep)
+    return status
+
+
+def finish(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial],
+           rows: list[dict[str, Any]], keep: str) -> None:
+    """Write results.csv and best.yaml; with keep="best", delete the other checkpoints."""
+    folder.write_csv(rows, spec.varied)
+    summaries = summarise(trials, rows)
+    best = best_point(summaries)
+    if best is None:
+        return
+    winner = best_trial(best)
+    folder.write_best(spec.name, best, winner)
+    if keep == "best":
+        for row in rows:
+            path = row.get("checkpoint")
+            if path and row["trial"] != winner["trial"]:
+                Path(path).unlink(missing_ok=True)

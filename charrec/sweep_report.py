@@ -1,0 +1,180 @@
+"""What a sweep shows: the live progress line, the results table, and its PNG plots.
+
+Plots: validation accuracy vs epoch (one curve per point, mean ± std over repeats), and for each
+varied option the final validation and test accuracy vs the option's value (log axis for the
+learning rate and weight decay; categories for text options such as the activation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from charrec.report import _pyplot, _save_figure, console, percent
+from charrec.sweep_config import NUMERIC_OPTIONS, SweepSpec, Trial
+from charrec.sweep_results import PointSummary, format_value
+
+LOG_AXIS = {"lr": 10, "weight_decay": 10, "batch_size": 2}
+
+
+# ------------------------------------------------------------------------------ terminal
+
+
+def trials_table(trials: Sequence[Trial], varied: Sequence[str]) -> Table:
+    """The `--dry-run` listing: one row per trial."""
+    table = Table(title=f"{len(trials)} trials")
+    for column in ("Trial", "Point", "Repeat", "Seed", *varied):
+        table.add_column(column, justify="right")
+    for trial in trials:
+        table.add_row(trial.trial_id, str(trial.point), str(trial.repeat),
+                      str(trial.config["seed"]),
+                      *(format_value(trial.options[name]) for name in varied))
+    return table
+
+
+def trial_line(row: dict[str, Any]) -> str:
+    """One line per finished trial, printed above the progress bar."""
+    options = ", ".join(f"{name}={format_value(value)}" for name, value in row["options"].items())
+    head = f"{row['trial']} {options or 'base'} seed {row['seed']}:"
+    if row["status"] != "ok":
+        return f"{head} [red]failed[/red]: {row.get('reason', '')}"
+    return (f"{head} val {percent(row['val_accuracy'])} (epoch {row['best_epoch']}), "
+            f"test {percent(row['test_accuracy'])}, {row['train_seconds']:.1f} s")
+
+
+def progress_info(status: Any) -> str:
+    best = status.best
+    text = f"running {status.running} · failed {status.failed}"
+    if best is not None:
+        text += f" · best {best.describe('val_accuracy')} ({best.label()})"
+    return text
+
+
+def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],
+                  best: PointSummary | None) -> Table:
+    """One row per point: varied options, best epoch, val/test accuracy, train time; mean ± std
+    over the repeats; the best row highlighted."""
+    table = Table(title=f"Sweep {spec.name}: mean ± std over {spec.repeats} seed(s) per point",
+                  caption="best point (by mean validation accuracy) marked ★")
+    table.add_column("#", justify="right")
+    for name in spec.varied:
+        table.add_column(name, justify="right")
+    for column in ("Runs", "Best epoch", "Val acc %", "Test acc %", "Train s"):
+        table.add_column(column, justify="right", no_wrap=column != "Runs")
+    for summary in summaries:
+        runs = f"{summary.n_ok}/{summary.n_trials}"
+        if summary.n_failed:
+            runs += f" [red]({summary.n_failed} failed)[/red]"
+        if summary.n_ok:
+            cells = [summary.describe("best_epoch", scale=1, digits=1, unit=""),
+                     summary.describe("val_accuracy", unit=""),
+                     summary.describe("test_accuracy", unit=""),
+                     summary.describe("train_seconds", scale=1, digits=1, unit="")]
+        else:
+            reason = summary.reasons[0] if summary.reasons else "not run"
+            cells = ["–", f"[red]{reason[:60]}[/red]", "–", "–"]
+        is_best = best is not None and summary.point == best.point
+        table.add_row(("★ " if is_best else "") + str(summary.point),
+                      *(format_value(summary.options.get(name)) for name in spec.varied),
+                      runs, *cells, style="bold green" if is_best else None)
+    return table
+
+
+def print_results(spec: SweepSpec, summaries: Sequence[PointSummary],
+                  best: PointSummary | None) -> None:
+    console.print(results_table(spec, summaries, best))
+
+
+# ------------------------------------------------------------------------------ plots
+
+
+def plot_val_curves(summaries: Sequence[PointSummary], path: str | Path, title: str) -> Path:
+    """Validation accuracy vs epoch, one curve per point (mean, band = ± std)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for summary in summaries:
+        curve = summary.val_curve()
+        if not curve:
+            continue
+        epochs, means, stds = zip(*curve, strict=True)
+        line, = axis.plot(epochs, means, marker="." if len(epochs) < 30 else None,
+                          label=summary.label())
+        if summary.n_ok > 1:
+            axis.fill_between(epochs, [m - s for m, s in zip(means, stds, strict=True)],
+                              [m + s for m, s in zip(means, stds, strict=True)],
+                              color=line.get_color(), alpha=0.15)
+    axis.set(xlabel="epoch", ylabel="validation accuracy", title=title)
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.grid(alpha=0.3)
+    if axis.lines:
+        axis.legend(fontsize="small" if len(axis.lines) <= 12 else "x-small", ncol=1 + (
+            len(axis.lines) > 12))
+    return _save_figure(figure, path)
+
+
+def _is_numeric(name: str, values: Sequence[Any]) -> bool:
+    return name in NUMERIC_OPTIONS or all(
+        isinstance(value, int | float) and not isinstance(value, bool) for value in values)
+
+
+def plot_accuracy_vs_option(summaries: Sequence[PointSummary], option: str,
+                            varied: Sequence[str], path: str | Path, title: str,
+                            connect: bool = True) -> Path:
+    """Final validation (solid) and test (dashed) accuracy vs one option's value; one line per
+    combination of the other varied options; error bars = std over repeats."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    done = [summary for summary in summaries if summary.n_ok]
+    values = [summary.options[option] for summary in done]
+    numeric = _is_numeric(option, values)
+    categories = list(dict.fromkeys(format_value(value) for value in values))
+    others = [name for name in varied if name != option]
+    groups: dict[str, list[PointSummary]] = {}
+    for summary in done:
+        key = ", ".join(f"{name}={format_value(summary.options[name])}" for name in others)
+        groups.setdefault(key, []).append(summary)
+    for key, members in groups.items():
+        members.sort(key=lambda summary: summary.options[option] if numeric else
+                     categories.index(format_value(summary.options[option])))
+        xs = [float(m.options[option]) if numeric else categories.index(
+            format_value(m.options[option])) for m in members]
+        for metric, line, name in (("val_accuracy", "o-", "val"), ("test_accuracy", "s--", "test")):
+            means, stds = zip(*(m.stat(metric) for m in members), strict=True)
+            axis.errorbar(xs, means, yerr=stds, fmt=line if connect else line[0], capsize=3,
+                          label=f"{name} {key}".strip(), alpha=1.0 if name == "val" else 0.7)
+    _set_x_axis(axis, option, values, numeric, categories)
+    axis.set(ylabel="accuracy", title=title)
+    axis.grid(alpha=0.3)
+    if done:
+        axis.legend(fontsize="small")
+    return _save_figure(figure, path)
+
+
+def _set_x_axis(axis: Any, option: str, values: Sequence[Any], numeric: bool,
+                categories: Sequence[str]) -> None:
+    axis.set_xlabel(option + (" (log scale)" if option in LOG_AXIS and numeric else ""))
+    if not numeric:
+        axis.set_xticks(range(len(categories)), categories)
+        return
+    if option in LOG_AXIS and values:
+        positive = [float(value) for value in values if float(value) > 0]
+        if positive and len(positive) == len(values):
+            axis.set_xscale("log", base=LOG_AXIS[option])
+        elif positive:  # e.g. weight decay 0 next to 1e-4: linear near zero, log beyond
+            axis.set_xscale("symlog", linthresh=min(positive), base=LOG_AXIS[option])
+
+
+def write_plots(run_dir: str | Path, spec: SweepSpec,
+                summaries: Sequence[PointSummary]) -> list[Path]:
+    """All of a sweep's plots, in run_dir/plots/."""
+    plots = Path(run_dir) / "plots"
+    written = [plot_val_curves(summaries, plots / "val_accuracy_vs_epoch.png",
+                               f"{spec.name}: validation accuracy per epoch")]
+    for option in spec.varied:
+        written.append(plot_accuracy_vs_option(
+            summaries, option, spec.varied, plots / f"accuracy_vs_{option}.png",
+            f"{spec.name}: best-epoch accuracy vs {option}", connect=spec.random is None))
+    return written
