@@ -56,13 +56,14 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """`text`, shortened from the left with '…' until it fits in `width` pixels."""
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int,
+              keep_end: bool = True) -> str:
+    """`text` shortened with '…' (at the start, or the end) until it fits in `width` pixels."""
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength("…" + text, font=font) > width:
-        text = text[1:]
-    return "…" + text
+    while text and draw.textlength(f"…{text}" if keep_end else f"{text}…", font=font) > width:
+        text = text[1:] if keep_end else text[:-1]
+    return f"…{text}" if keep_end else f"{text}…"
 
 
 def _fit_image(image: Image.Image, tile: int) -> Image.Image:
@@ -79,8 +80,8 @@ def draw_contact_sheet(tiles: Sequence[Tile], title: str, tile: int = 96) -> Ima
     sheet = Image.new("RGB", (width, height), SHEET_BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     title_font, label_font, note_font = _font(15), _font(16), _font(10)
-    draw.text((GAP, GAP), _fit_text(draw, title, title_font, width - 2 * GAP), fill=(0, 0, 0),
-              font=title_font)
+    draw.text((GAP, GAP), _fit_text(draw, title, title_font, width - 2 * GAP, keep_end=False),
+              fill=(0, 0, 0), font=title_font)
     for position, cell in enumerate(tiles):
         row, column = divmod(position, columns)
         left = GAP + column * (tile + GAP)

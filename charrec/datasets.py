@@ -21,8 +21,8 @@ import random
 import re
 import shutil
 import struct
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -255,7 +255,9 @@ def import_dataset(src: str | Path, out: str | Path, seed: int = 0, all_test: bo
     _check_destination(out)
     kind, samples = read_source(src)
     out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    # not tempfile.mkdtemp: its 0700 mode would stay on the finished dataset
+    building = out.parent / f".{out.name}.importing-{uuid.uuid4().hex[:12]}"
+    building.mkdir()
     try:
         (building / "images").mkdir()
         names, skipped = _write_images(samples, building / "images", norm_size, progress,
@@ -294,10 +296,10 @@ def _write_images(samples: Sequence[Sample], images_dir: Path,
     names: list[str | None] = []
     skipped: list[tuple[str, str]] = []
     every = max(1, len(samples) // 200)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (sample, result) in enumerate(zip(samples, pool.map(write,
-                                                                      enumerate(samples)),
-                                                    strict=True), start=1):
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        results = pool.map(write, enumerate(samples))
+        for done, (sample, result) in enumerate(zip(samples, results, strict=True), start=1):
             if isinstance(result, ImageError):
                 skipped.append((sample.origin, str(result)))
                 names.append(None)
@@ -305,6 +307,8 @@ def _write_images(samples: Sequence[Sample], images_dir: Path,
                 names.append(result)
             if progress and (done % every == 0 or done == len(samples)):
                 progress(done, len(samples))
+    finally:
+        pool.shutdown(cancel_futures=True)  # on Ctrl-C or an error, don't write the rest first
     return names, skipped
 
 

@@ -76,6 +76,9 @@ def test_import_folder_tree_writes_a_stratified_course_layout(tree, tmp_path):
         label = next(entries[name] for entries in splits.values() if name in entries)
         assert Path(origin).parent.name == label
         assert (out / "images" / name).read_bytes() == Path(origin).read_bytes()
+    probe = tmp_path / "probe"  # the dataset gets ordinary folder permissions, not a temp dir's
+    probe.mkdir()
+    assert out.stat().st_mode == probe.stat().st_mode
     # charrec's loader reads it
     data = load_splits(out, (32, 32))
     assert [len(data[split]) for split in SPLITS] == [182, 52, 26]
