@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import time
@@ -25,19 +26,18 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter
 
-from charrec.synth_fonts import FontFace, find_font_faces, find_fonts
+from charrec import synth_fonts as fonts
+from charrec.synth_fonts import find_font_faces, find_fonts
 
-__all__ = ["DEFAULT_PER_CLASS", "find_fonts", "generate_dataset", "render_letter"]
+__all__ = ["DEFAULT_PER_CLASS", "find_fonts", "generate_dataset", "render_letters"]
 
 DEFAULT_PER_CLASS = 1000
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 CLASS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 UPPERCASE_PROBABILITY = 0.6
 CHUNK_SIZE = 250
-GLYPH_PIXELS = 64  # font size the glyphs are rasterised at, before the geometry is applied
-GLYPH_CACHE_SIZE = 20000
 SUPERSAMPLE = 2  # letters are drawn at this multiple of norm_size, then box-reduced
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's RGB -> L weights
 
@@ -80,14 +80,14 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
         worker_count = min(workers or os.cpu_count() or 1, len(chunks))
         done = 0
         if worker_count <= 1:
-            _init_worker(faces)
+            fonts.use_faces(faces)
             for start, stop in chunks:
                 done += _render_chunk(job, start, stop)
                 if progress:
                     progress(done, total)
         else:
             with ProcessPoolExecutor(worker_count, mp_context=get_context("spawn"),
-                                     initializer=_init_worker, initargs=(faces,)) as pool:
+                                     initializer=fonts.use_faces, initargs=(faces,)) as pool:
                 futures = [pool.submit(_render_chunk, job, start, stop) for start, stop in chunks]
                 for future in as_completed(futures):
                     done += future.result()
@@ -135,77 +135,41 @@ def _write_label_files(root: Path, per_class: int, seed: int, name_width: int) -
     return {"counts": counts}
 
 
-# ------------------------------------------------------------------ worker side: font caches
-
-
-_FACES: list[FontFace] = []
-_FAMILIES: list[list[int]] = []
-_FONTS: dict[int, ImageFont.FreeTypeFont] = {}
-_GLYPHS: dict[tuple[int, str, str], tuple[np.ndarray, int]] = {}
-
-
-def _init_worker(faces: Sequence[FontFace]) -> None:
-    """Remember the faces; fonts and glyph bitmaps are then loaded once per process, lazily."""
-    global _FACES, _FAMILIES
-    if list(faces) == _FACES:
-        return
-    _FACES = list(faces)
-    families: dict[str, list[int]] = {}
-    for face_index, face in enumerate(_FACES):
-        families.setdefault(face.family, []).append(face_index)
-    _FAMILIES = [families[family] for family in sorted(families)]
-    _FONTS.clear()
-    _GLYPHS.clear()
-
-
-def _glyph(face_index: int, char: str, instance: str) -> tuple[np.ndarray, int]:
-    """Tight uint8 bitmap of `char` and its top offset from the font's ascender line."""
-    key = (face_index, char, instance)
-    if key not in _GLYPHS:
-        font = _FONTS.get(face_index)
-        if font is None:
-            face = _FACES[face_index]
-            font = _FONTS[face_index] = ImageFont.truetype(
-                face.path, GLYPH_PIXELS, index=face.index, layout_engine=ImageFont.Layout.BASIC)
-        if instance:
-            font.set_variation_by_name(instance)
-        mask, (_, top) = font.getmask2(char, mode="L")
-        bitmap = np.asarray(Image.frombytes("L", mask.size, bytes(mask)))
-        rows, cols = np.nonzero(bitmap > 24)
-        if rows.size == 0:
-            bitmap, top = np.zeros((8, 8), np.uint8), 0
-        else:
-            bitmap = bitmap[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-            top += int(rows.min())
-        if len(_GLYPHS) >= GLYPH_CACHE_SIZE:
-            _GLYPHS.clear()  # bounded memory with thousands of faces; refilling is cheap
-        _GLYPHS[key] = (np.ascontiguousarray(bitmap), top)
-    return _GLYPHS[key]
-
-
 def _render_chunk(job: tuple, start: int, stop: int) -> int:
     images_dir, seed, norm_size, name_width = job
-    for index in range(start, stop):
-        image = render_letter(index, seed, norm_size)
-        image.save(os.path.join(images_dir, f"{index:0{name_width}d}.png"), compress_level=1)
+    images = render_letters(start, stop, seed, norm_size)
+    for index, pixels in zip(range(start, stop), images, strict=True):
+        Image.fromarray(pixels).save(os.path.join(images_dir, f"{index:0{name_width}d}.png"),
+                                     compress_level=1)
     return stop - start
 
 
-# ------------------------------------------------------------------------- drawing one letter
+# --------------------------------------------------------------------------- drawing letters
 
 
-def render_letter(index: int, seed: int, norm_size: tuple[int, int]) -> Image.Image:
-    """The `index`-th image (letter CLASS_LETTERS[index % 26]) for `seed`, as an RGB image."""
-    rng = np.random.default_rng([seed, index])
-    letter = CLASS_LETTERS[index % len(CLASS_LETTERS)]
+def render_letters(start: int, stop: int, seed: int, norm_size: tuple[int, int]) -> np.ndarray:
+    """Images `start`..`stop`-1 for `seed` as uint8 RGB [N, H, W, 3]; image i shows letter i % 26.
+
+    Needs `synth_fonts.use_faces` first. Each image draws from its own generator, seeded by
+    (seed, index): the shape of the letter one at a time, then its colours for all at once.
+    """
+    generators = [np.random.default_rng([seed, index]) for index in range(start, stop)]
+    layers = [_letter_layers(rng, CLASS_LETTERS[index % len(CLASS_LETTERS)], norm_size)
+              for rng, index in zip(generators, range(start, stop), strict=True)]
+    return _paint(generators, layers, norm_size)
+
+
+def _letter_layers(rng: np.random.Generator, letter: str,
+                   norm_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Coverage [H, W] in [0, 1] of the letter, and of its shadow or border (or None)."""
     height, width = norm_size
     big = (width * SUPERSAMPLE, height * SUPERSAMPLE)
     face_index, char, instance = _pick_face(rng, letter)
     loose = rng.random() < 0.3  # a loose crop shows neighbour letters whole: leave them out
     canvas, box = _compose_source(rng, face_index, char, instance, 0.0 if loose else 0.25)
     mask = np.asarray(_warp(rng, canvas, box, big, loose))
-    layers = _stroke_layers(rng, mask)
-    return _paint(rng, [_reduce(layer) for layer in layers], (height, width))
+    letter_mask, under = _stroke_layers(rng, mask)
+    return _reduce(letter_mask), None if under is None else _reduce(under)
 
 
 def _reduce(mask: np.ndarray) -> np.ndarray:
@@ -218,9 +182,9 @@ def _reduce(mask: np.ndarray) -> np.ndarray:
 def _pick_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
     """A family uniformly, then a face of it, and the case of the letter that face draws."""
     for _ in range(50):
-        family = _FAMILIES[rng.integers(len(_FAMILIES))]
+        family = fonts.families()[rng.integers(len(fonts.families()))]
         face_index = family[rng.integers(len(family))]
-        face = _FACES[face_index]
+        face = fonts.faces()[face_index]
         cases = [letter, letter.lower()]
         if rng.random() > UPPERCASE_PROBABILITY:
             cases.reverse()
@@ -235,15 +199,15 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
                     neighbour_probability: float
                     ) -> tuple[Image.Image, tuple[float, float, float, float]]:
     """The glyph with, sometimes, neighbour letters beside it; and the glyph's box on it."""
-    bitmap, top = _glyph(face_index, char, instance)
+    bitmap, top = fonts.glyph(face_index, char, instance)
     pieces = [(bitmap, 0, top)]
     glyph_height, glyph_width = bitmap.shape
-    face = _FACES[face_index]
+    face = fonts.faces()[face_index]
     for side in (-1, 1):
         if rng.random() < neighbour_probability:
             other = face.letters[rng.integers(len(face.letters))]
-            neighbour, neighbour_top = _glyph(face_index, other, instance)
-            gap = rng.uniform(0.02, 0.25) * GLYPH_PIXELS
+            neighbour, neighbour_top = fonts.glyph(face_index, other, instance)
+            gap = rng.uniform(0.02, 0.25) * fonts.GLYPH_PIXELS
             left = glyph_width + gap if side > 0 else -gap - neighbour.shape[1]
             pieces.append((neighbour, int(left), neighbour_top))
     left_edge = min(left for _, left, _ in pieces)
@@ -270,19 +234,23 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     x0, y0, x1, y1 = box
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
-    margin_scale = (0.1, 0.45) if loose else (-0.04, 0.12)
-    crop_width = glyph_width + extent * rng.uniform(*margin_scale) * 2
-    crop_height = glyph_height + extent * rng.uniform(*margin_scale) * 2
-    keep_aspect = rng.choice([0.0, 1.0, rng.random()], p=[0.45, 0.35, 0.2])
+    low, high = (0.1, 0.45) if loose else (-0.04, 0.12)
+    margins = rng.uniform(low, high, 2) * 2 * extent
+    crop_width, crop_height = glyph_width + margins[0], glyph_height + margins[1]
+    # Real crops are often stretched to a square (signs cropped to the letter's box), or keep
+    # the letter's aspect (scans, handwriting), or something in between.
+    aspect_draw = rng.random()
+    keep_aspect = 0.0 if aspect_draw < 0.45 else 1.0 if aspect_draw < 0.8 else rng.random()
     longer = max(crop_width, crop_height)
     crop_width += keep_aspect * (longer - crop_width)
     crop_height += keep_aspect * (longer - crop_height)
-    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    centre += rng.normal(0, 0.04, 2) * extent + (rng.normal(0, 0.08, 2) * extent if loose else 0)
-    angle = np.deg2rad(np.clip(rng.normal(0, 7), -25, 25))
-    shear = np.clip(rng.normal(0, 0.12), -0.4, 0.4)
-    linear = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ \
-        np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([crop_width, crop_height])
+    shift = rng.normal(0, 0.09 if loose else 0.04, 2) * extent
+    angle = math.radians(min(max(rng.normal(0, 7), -25), 25))
+    shear = min(max(rng.normal(0, 0.12), -0.4), 0.4)
+    cos, sin = math.cos(angle), math.sin(angle)
+    # rotation @ shear @ scale, as a 2x2 matrix acting on (x, y) grid coordinates
+    linear = np.array([[cos * crop_width, (cos * shear - sin) * crop_height],
+                       [sin * crop_width, (sin * shear + cos) * crop_height]])
     steps = np.linspace(-0.5, 0.5, cells + 1)
     grid = np.stack(np.meshgrid(steps, steps, indexing="xy"), axis=-1)  # [row, col, (x, y)]
     if rng.random() < 0.6:  # perspective: move the four corners, interpolate the rest
@@ -291,6 +259,7 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
         grid = grid + np.einsum("ra,cb,abk->rck", weights, weights, corners)
     if cells > 1:
         grid[1:-1, 1:-1] += rng.normal(0, rng.uniform(0.015, 0.05), (cells - 1, cells - 1, 2))
+    centre = np.array([(x0 + x1) / 2 + shift[0], (y0 + y1) / 2 + shift[1]])
     return grid @ linear.T + centre
 
 
@@ -326,11 +295,9 @@ def _grow(mask: np.ndarray, radius: int, shrink: bool = False) -> np.ndarray:
     return out
 
 
-def _stroke_layers(rng: np.random.Generator, mask: np.ndarray) -> list[np.ndarray]:
-    """Letter mask after a stroke-weight change, plus an optional shadow or border below it.
-
-    Returned bottom to top: [shadow or border (optional), letter]; the letter may be hollow.
-    """
+def _stroke_layers(rng: np.random.Generator,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Letter mask after a stroke-weight change (maybe hollow), and a shadow or border or None."""
     weight = rng.random()
     if weight < 0.2:
         mask = _grow(mask, 1)
@@ -341,13 +308,12 @@ def _stroke_layers(rng: np.random.Generator, mask: np.ndarray) -> list[np.ndarra
     effect = rng.random()
     if effect < 0.12:  # drop shadow or extrusion
         dx, dy = (int(value) for value in rng.integers(-4, 6, 2))
-        shadow = np.roll(mask, (dy, dx), axis=(0, 1))
-        return [shadow, mask]
+        return mask, np.roll(mask, (dy, dx), axis=(0, 1))
     if effect < 0.2:  # a border of another colour around the letter
-        return [_grow(mask, 2), mask]
+        return mask, _grow(mask, 2)
     if effect < 0.25:  # hollow letter: outline only
-        return [mask - np.minimum(mask, _grow(mask, 2, shrink=True))]
-    return [mask]
+        return mask - np.minimum(mask, _grow(mask, 2, shrink=True)), None
+    return mask, None
 
 
 # ---------------------------------------------------------------------------------- appearance
@@ -359,86 +325,108 @@ def _colour(rng: np.random.Generator, luminance: float) -> np.ndarray:
     return np.clip(luminance + chroma - chroma @ LUMA, 0, 1)
 
 
-def _field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """A smooth random field in about [-1, 1]: a linear ramp or upsampled coarse noise."""
+def _smooth_fields(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Parameters of `count` smooth random fields: [count, 18] = (is ramp, angle, 4x4 coarse)."""
+    return np.concatenate([(rng.random((count, 1)) < 0.5), rng.uniform(0, 2 * np.pi, (count, 1)),
+                           rng.uniform(-1, 1, (count, 16))], axis=1)
+
+
+def _fields(parameters: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[..., 18] field parameters -> [..., H, W] fields in about [-1, 1] (ramps or soft blobs)."""
     height, width = shape
-    if rng.random() < 0.5:
-        angle = rng.uniform(0, 2 * np.pi)
-        rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
-        ramp = np.cos(angle) * (cols / width - 0.5) + np.sin(angle) * (rows / height - 0.5)
-        return ramp * 2
-    coarse = rng.integers(0, 256, (int(rng.integers(2, 6)),) * 2, dtype=np.uint8)
-    smooth = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
-    return np.asarray(smooth, np.float32) / 127.5 - 1
+    rows = np.linspace(-1, 1, height, dtype=np.float32)
+    cols = np.linspace(-1, 1, width, dtype=np.float32)
+    angle = parameters[..., 1, None, None]
+    ramp = np.cos(angle) * cols[None, :] + np.sin(angle) * rows[:, None]
+
+    def blend(points: np.ndarray) -> np.ndarray:  # smooth interpolation from 4 control points
+        weights = np.exp(-((points[:, None] - np.linspace(-1, 1, 4)[None, :]) / 0.6) ** 2)
+        return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    coarse = parameters[..., 2:].reshape(*parameters.shape[:-1], 4, 4).astype(np.float32)
+    blobs = blend(rows) @ coarse @ blend(cols).T
+    blobs /= np.abs(blobs).max(axis=(-2, -1), keepdims=True) + 1e-6
+    is_ramp = parameters[..., 0, None, None]
+    return (is_ramp * ramp + (1 - is_ramp) * blobs).astype(np.float32)
 
 
-def _background(rng: np.random.Generator, luminance: float,
-                shape: tuple[int, int]) -> np.ndarray:
-    """Flat, shaded, mottled or cluttered background around `luminance`, [H, W, 3] in [0, 1]."""
-    base = _colour(rng, luminance)
-    kind = rng.random()
-    if kind < 0.35:
-        return np.broadcast_to(base, (*shape, 3)).copy()
-    if kind < 0.8:
-        other = _colour(rng, np.clip(luminance + rng.normal(0, 0.12), 0, 1))
-        weight = (_field(rng, shape)[..., None] + 1) / 2
-        return base + (other - base) * weight
-    picture = Image.new("RGB", shape[::-1], tuple(int(v) for v in base * 255))
+def _draw_clutter(rng: np.random.Generator, pixels: np.ndarray, luminance: float) -> None:
+    """Draw 1-3 lines or blocks (edges of signs, bricks, other shapes) into float RGB pixels."""
+    height, width = pixels.shape[:2]
+    picture = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
     draw = ImageDraw.Draw(picture)
-    for _ in range(int(rng.integers(1, 4))):  # edges of signs, bricks, other shapes
-        tone = _colour(rng, np.clip(luminance + rng.normal(0, 0.2), 0, 1))
-        points = rng.uniform(-0.2, 1.2, 4) * np.array(shape[::-1] * 2)
-        fill = tuple(int(v) for v in tone * 255)
+    for _ in range(int(rng.integers(1, 4))):
+        tone = _colour(rng, float(np.clip(luminance + rng.normal(0, 0.2), 0, 1)))
+        points = rng.uniform(-0.2, 1.2, 4) * np.array([width, height] * 2)
+        fill = tuple(int(value) for value in tone * 255)
         if rng.random() < 0.5:
-            draw.line([float(v) for v in points], fill=fill, width=int(rng.integers(1, 4)))
+            draw.line(points.tolist(), fill=fill, width=int(rng.integers(1, 4)))
         else:
-            draw.rectangle([float(v) for v in np.sort(points.reshape(2, 2), axis=0).ravel()],
-                           fill=fill)
-    return np.asarray(picture, np.float32) / 255
+            draw.rectangle(np.sort(points.reshape(2, 2), axis=0).ravel().tolist(), fill=fill)
+    pixels[:] = np.asarray(picture, np.float32) / 255
 
 
-def _paint(rng: np.random.Generator, layers: list[np.ndarray],
-           shape: tuple[int, int]) -> Image.Image:
-    """Colour the letter layers over a background, then light, blur, noise and compress."""
-    background_luminance = rng.uniform(0.03, 0.97)
-    contrast = rng.uniform(0.25, 0.9) if rng.random() < 0.85 else rng.uniform(0.08, 0.25)
-    direction = 1 if rng.random() < 0.5 else -1
-    letter_luminance = background_luminance + direction * contrast
-    if not 0 <= letter_luminance <= 1:
-        letter_luminance = background_luminance - direction * contrast
-    image = _background(rng, background_luminance, shape)
-    for depth, layer in enumerate(layers):
-        alpha = layer[..., None]
-        if depth < len(layers) - 1:  # shadow / border: its own tone, between the two
-            tone = _colour(rng, np.clip(rng.uniform(0, 1), 0, 1))
-        else:
-            tone = _colour(rng, np.clip(letter_luminance, 0, 1))
-            if rng.random() < 0.2:  # shaded or mottled letter fill
-                tone = tone + rng.uniform(0, 0.25) * _field(rng, shape)[..., None]
-        image = image + (tone - image) * alpha
-    if rng.random() < 0.5:  # uneven illumination
-        image = image * (1 + rng.uniform(0.1, 0.6) * _field(rng, shape)[..., None])
-    picture = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
-    picture = _degrade(rng, picture)
-    return picture
+def _paint(generators: list[np.random.Generator],
+           layers: list[tuple[np.ndarray, np.ndarray | None]],
+           shape: tuple[int, int]) -> np.ndarray:
+    """Colour the letters over backgrounds, light them unevenly, then degrade: uint8 [N,H,W,3]."""
+    count = len(generators)
+    tones = np.zeros((count, 4, 3), np.float32)  # background, background 2, under, letter
+    amounts = np.zeros((count, 3), np.float32)  # background shading, letter shading, light
+    field_parameters = np.zeros((count, 3, 18), np.float32)
+    clutter = np.zeros(count, bool)
+    for row, rng in enumerate(generators):
+        background = rng.uniform(0.03, 0.97)
+        contrast = rng.uniform(0.25, 0.9) if rng.random() < 0.85 else rng.uniform(0.08, 0.25)
+        letter = background + contrast * (1 if rng.random() < 0.5 else -1)
+        if not 0 <= letter <= 1:
+            letter = 2 * background - letter  # the other polarity fits
+        tones[row] = [_colour(rng, background),
+                      _colour(rng, float(np.clip(background + rng.normal(0, 0.12), 0, 1))),
+                      _colour(rng, rng.uniform(0, 1)), _colour(rng, letter)]
+        kind = rng.random()
+        clutter[row] = kind >= 0.8
+        amounts[row] = [0.5 if 0.35 <= kind < 0.8 else 0.0,
+                        rng.uniform(0, 0.25) if rng.random() < 0.2 else 0.0,
+                        rng.uniform(0.1, 0.6) if rng.random() < 0.5 else 0.0]
+        field_parameters[row] = _smooth_fields(rng, 3)
+    fields = _fields(field_parameters, shape)  # [N, 3, H, W]
+    weight = (1 + fields[:, 0]) * amounts[:, 0, None, None]  # 0 (flat) or 0..1 (shaded)
+    image = tones[:, None, None, 0] + (tones[:, None, None, 1] - tones[:, None, None, 0]) * \
+        weight[..., None]
+    for row in np.flatnonzero(clutter):
+        _draw_clutter(generators[row], image[row], float(tones[row, 0] @ LUMA))
+    for row, (_, under) in enumerate(layers):
+        if under is not None:
+            image[row] += (tones[row, 2] - image[row]) * under[..., None]
+    letter_masks = np.stack([letter_mask for letter_mask, _ in layers])[..., None]
+    letter_fill = tones[:, None, None, 3] + (amounts[:, 1, None, None] * fields[:, 1])[..., None]
+    image += (letter_fill - image) * letter_masks
+    image *= 1 + (amounts[:, 2, None, None] * fields[:, 2])[..., None]  # uneven light
+    pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.stack([_degrade(rng, picture)
+                     for rng, picture in zip(generators, pixels, strict=True)])
 
 
-def _degrade(rng: np.random.Generator, picture: Image.Image) -> Image.Image:
+def _degrade(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
     """Camera and scanner damage: low resolution, blur, sensor noise, JPEG artefacts."""
-    width, height = picture.size
+    height, width = pixels.shape[:2]
+    picture = None
     if rng.random() < 0.15:
         scale = rng.uniform(0.35, 0.7)
         small = (max(4, int(width * scale)), max(4, int(height * scale)))
-        picture = picture.resize(small, Image.Resampling.BILINEAR).resize(
+        picture = Image.fromarray(pixels).resize(small, Image.Resampling.BILINEAR).resize(
             (width, height), Image.Resampling.BILINEAR)
     if rng.random() < 0.4:
-        picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.2))))
+        picture = (picture or Image.fromarray(pixels)).filter(
+            ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.2))))
+    if picture is not None:
+        pixels = np.asarray(picture)
     if rng.random() < 0.5:
         noise = rng.normal(0, rng.uniform(2, 20), (height, width, 1 if rng.random() < 0.5 else 3))
-        picture = Image.fromarray(np.clip(np.asarray(picture, np.float32) + noise, 0, 255)
-                                  .astype(np.uint8))
+        pixels = np.clip(pixels + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.2:
         buffer = io.BytesIO()
-        picture.save(buffer, "JPEG", quality=int(rng.integers(10, 60)))
-        picture = Image.open(buffer).convert("RGB")
-    return picture
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=int(rng.integers(10, 60)))
+        pixels = np.asarray(Image.open(buffer).convert("RGB"))
+    return pixels

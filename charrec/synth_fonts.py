@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
 
+import numpy as np
+from PIL import Image, ImageFont
+
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 UPPERCASE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOWERCASE = UPPERCASE.lower()
@@ -36,6 +39,8 @@ ENTRY_POINT_GROUPS = ("fonts_ttf", "fontpkg.family")
 ONLY_DIRS_ENV = "CHARREC_FONT_DIRS"
 MIN_UPPERCASE = 20  # a font that lacks more uppercase letters than this is not a text font
 CHECK_SIZE = 24
+GLYPH_PIXELS = 64  # font size glyphs are rasterised at for rendering
+GLYPH_CACHE_SIZE = 20000
 MAX_INSTANCES = 4  # named instances of a variable font kept: lightest to boldest, evenly
 
 
@@ -133,8 +138,6 @@ def drawn_letters(font) -> str:
 
 
 def _faces_in(path: Path) -> list[FontFace]:
-    from PIL import ImageFont
-
     faces = []
     for index in range(64 if path.suffix.lower() == ".ttc" else 1):
         try:
@@ -175,3 +178,63 @@ def find_font_faces(extra_dirs: Sequence[Path] = ()) -> list[FontFace]:
 def find_fonts(extra_dirs: Sequence[Path] = ()) -> list[Path]:
     """Font files with at least one usable face (after the glyph checks)."""
     return sorted({Path(face.path) for face in find_font_faces(extra_dirs)})
+
+
+# ------------------------------------------------ per process: loaded fonts and glyph bitmaps
+
+
+
+_FACES: list[FontFace] = []
+_FAMILIES: list[list[int]] = []
+_FONTS: dict[tuple[int, str], ImageFont.FreeTypeFont] = {}
+_GLYPHS: dict[tuple[int, str, str], tuple[np.ndarray, int]] = {}
+
+
+def use_faces(faces: Sequence[FontFace]) -> None:
+    """Remember the faces; fonts and glyph bitmaps are then loaded once per process, lazily."""
+    global _FACES, _FAMILIES
+    if list(faces) == _FACES:
+        return
+    _FACES = list(faces)
+    by_family: dict[str, list[int]] = {}
+    for face_index, face in enumerate(_FACES):
+        by_family.setdefault(face.family, []).append(face_index)
+    _FAMILIES = [by_family[family] for family in sorted(by_family)]
+    _FONTS.clear()
+    _GLYPHS.clear()
+
+
+def faces() -> list[FontFace]:
+    """The faces set by `use_faces`, in order."""
+    return _FACES
+
+
+def families() -> list[list[int]]:
+    """Indices of the faces set by `use_faces`, grouped by family (families sorted by name)."""
+    return _FAMILIES
+
+
+def glyph(face_index: int, char: str, instance: str) -> tuple[np.ndarray, int]:
+    """Tight uint8 bitmap of `char` and its top offset from the font's ascender line."""
+    key = (face_index, char, instance)
+    if key not in _GLYPHS:
+        font = _FONTS.get((face_index, instance))
+        if font is None:  # one font object per instance: switching instances is slow
+            face = _FACES[face_index]
+            font = ImageFont.truetype(face.path, GLYPH_PIXELS, index=face.index,
+                                      layout_engine=ImageFont.Layout.BASIC)
+            if instance:
+                font.set_variation_by_name(instance)
+            _FONTS[face_index, instance] = font
+        mask, (_, top) = font.getmask2(char, mode="L")
+        bitmap = np.asarray(Image.frombytes("L", mask.size, bytes(mask)))
+        rows, cols = np.nonzero(bitmap > 24)
+        if rows.size == 0:
+            bitmap, top = np.zeros((8, 8), np.uint8), 0
+        else:
+            bitmap = bitmap[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+            top += int(rows.min())
+        if len(_GLYPHS) >= GLYPH_CACHE_SIZE:
+            _GLYPHS.clear()  # bounded memory with thousands of faces; refilling is cheap
+        _GLYPHS[key] = (np.ascontiguousarray(bitmap), top)
+    return _GLYPHS[key]
