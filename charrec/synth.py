@@ -125,14 +125,14 @@ def _write_label_files(root: Path, per_class: int, seed: int, name_width: int) -
         position, class_index = divmod(index, len(CLASS_LETTERS))
         labels[split_of(position, per_class)][f"{index:0{name_width}d}.png"] = \
             CLASS_LETTERS[class_index]
-    counts = {}
+    counts, per_class_counts = {}, {}
     for split, mapping in labels.items():
         (root / f"{split}.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n")
         per_letter = {letter: 0 for letter in CLASS_LETTERS}
         for label in mapping.values():
             per_letter[label] += 1
-        counts[split] = {"total": len(mapping), "per_class": per_letter}
-    return {"counts": counts}
+        counts[split], per_class_counts[split] = len(mapping), per_letter
+    return {"counts": counts, "counts_per_class": per_class_counts}
 
 
 def _render_chunk(job: tuple, start: int, stop: int) -> int:

@@ -37,9 +37,8 @@ def test_layout_is_a_valid_course_dataset(tmp_path):
     assert set().union(*names) == images and len(images) == 10 * 26
     for split, mapping in splits.items():
         assert set(mapping.values()) == set(UPPERCASE), split  # every class in every split
-        counts = manifest["counts"][split.removesuffix(".json")]
-        assert counts["total"] == len(mapping)
-    assert manifest["counts"]["train"]["per_class"]["A"] == 8
+        assert manifest["counts"][split.removesuffix(".json")] == len(mapping)
+    assert manifest["counts_per_class"]["train"]["A"] == 8
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["seed"] == 1 and on_disk["per_class"] == 10 and on_disk["fonts"]
     with Image.open(out / "images" / sorted(images)[0]) as image:
