@@ -1,4 +1,4 @@
-"""Running a sweep: one trial (the same `train` as `charrec train`), the run loop, the run folder.
+"""Running a sweep: the run loop and the run folder (a trial itself: `charrec.sweep_trial`).
 
 A run folder holds:
     sweep.yaml            the resolved sweep (itself a valid sweep file)
@@ -8,6 +8,7 @@ A run folder holds:
     best.yaml             the best point's options, runnable with `charrec train --config`
     checkpoints/t000.pth  each trial's best-validation weights (or only the best's: keep="best")
     plots/*.png           drawn by `charrec.sweep_report`
+    .data-0.pt            decoded images shared with the workers while a parallel run lasts
 
 `run_sweep` skips trials that already have a row, so resuming a crashed or interrupted run is
 running it again on the same folder (`RunFolder.reopen` refuses if the trials changed).
@@ -19,9 +20,6 @@ import csv
 import io
 import json
 import os
-import time
-import traceback
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,97 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from charrec import __version__
-from charrec.errors import CharrecError, ConfigError, TrainingDiverged
+from charrec.errors import ConfigError
 from charrec.executors import Executor
 from charrec.sweep_config import SweepSpec, Trial, config_hash, describe_change, trial_config
 from charrec.sweep_results import PointSummary, best_point, best_trial, format_value, summarise
+from charrec.sweep_trial import TrialTask, data_key, load_trial_data, run_trial, save_data_file
 
 SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
 CSV_FILE, BEST_FILE, CHECKPOINTS = "results.csv", "best.yaml", "checkpoints"
 KEEP_CHOICES = ("all", "best", "none")
 FINISHED = ("ok", "failed")
-
-
-# ------------------------------------------------------------------------ one trial (a worker)
-
-
-@dataclass(frozen=True)
-class TrialTask:
-    """What a worker needs to run one trial: nothing but plain, picklable values."""
-
-    trial: Trial
-    checkpoint: str | None  # where to save the trial's best weights; None: do not save
-    strict: bool = False
-
-
-_DATA_CACHE: OrderedDict[tuple, Any] = OrderedDict()
-_DATA_CACHE_SIZE = 2  # a sweep over --norm-size alternates between a few decoded datasets
-
-
-def load_trial_data(config: Any, strict: bool = False) -> dict[str, Any]:
-    """The dataset of a trial, decoded once per process and kept for the following trials."""
-    from charrec.data import detect_layout, load_splits
-
-    # The seed only matters for a folder-per-class tree (it picks the 70/15/15 split).
-    split_seed = config.seed if detect_layout(config.data_dir) == "folders" else None
-    key = (str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_splits(config.data_dir, config.norm_size, config.seed,
-                                       strict=strict)
-        while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
-            _DATA_CACHE.popitem(last=False)
-    _DATA_CACHE.move_to_end(key)
-    return _DATA_CACHE[key]
-
-
-def resolve_augment(config: Any) -> Any:
-    """`augment: auto` means on for the built-in letters (a folder with a manifest.json), as in
-    `charrec train`."""
-    from charrec.config import replace
-
-    if config.augment is not None:
-        return config
-    return replace(config, augment=(Path(config.data_dir) / "manifest.json").is_file())
-
-
-def run_trial(task: TrialTask) -> dict[str, Any]:
-    """Train one trial and return its results row; a failure becomes a row with its reason."""
-    from charrec.checkpoint import make_checkpoint, save_checkpoint
-    from charrec.train import evaluate, train
-
-    trial, started = task.trial, time.perf_counter()
-    row: dict[str, Any] = {"trial": trial.trial_id, "index": trial.index, "point": trial.point,
-                           "repeat": trial.repeat, "seed": trial.config["seed"],
-                           "options": trial.options, "pid": os.getpid()}
-    try:
-        changes = {"out": task.checkpoint} if task.checkpoint else {}
-        config = resolve_augment(trial_config(trial, **changes))
-        row["config"] = config.to_dict()
-        data = load_trial_data(config, task.strict)
-        result = train(config, data)
-        if result.interrupted:
-            return {**row, "status": "interrupted"}
-        test = evaluate(result.model, data["test"].images, data["test"].labels)
-        metrics = {**result.metrics(), "test_accuracy": test["accuracy"]}
-        if task.checkpoint:
-            save_checkpoint(task.checkpoint, make_checkpoint(config, result.model.state_dict(),
-                                                             metrics))
-    except TrainingDiverged as error:
-        return {**row, "status": "failed", "reason": f"diverged: {error}",
-                "wall_seconds": round(time.perf_counter() - started, 3)}
-    except Exception as error:  # noqa: BLE001 - any failing trial is recorded; the sweep goes on
-        reason = str(error) if isinstance(error, CharrecError) else \
-            f"{type(error).__name__}: {error}"
-        return {**row, "status": "failed", "reason": reason,
-                "traceback": traceback.format_exc(limit=-3),
-                "wall_seconds": round(time.perf_counter() - started, 3)}
-    return {
-        **row, "status": "ok", "best_epoch": result.best_epoch,
-        "val_accuracy": result.best_val_accuracy, "test_accuracy": test["accuracy"],
-        "epochs_run": len(result.history), "train_seconds": round(result.train_seconds, 3),
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "checkpoint": task.checkpoint, "history": result.history,
-    }
 
 
 # ------------------------------------------------------------------------------ the run folder
@@ -270,6 +187,18 @@ def preflight(trials: Sequence[Trial]) -> None:
                               f"than the training set ({sizes[key]} images)")
 
 
+def share_data(folder: RunFolder, trials: Sequence[Trial], strict: bool) -> dict[tuple, str]:
+    """Decode each dataset the trials need once, here, into a file the workers memory-map."""
+    files: dict[tuple, str] = {}
+    for trial in trials:
+        config = trial_config(trial)
+        key = data_key(config, strict)
+        if key not in files:
+            path = folder.path / f".data-{len(files)}.pt"
+            files[key] = str(save_data_file(path, load_trial_data(config, strict)))
+    return files
+
+
 def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], executor: Executor,
               keep: str = "all", strict: bool = False,
               on_progress: Callable[[SweepStatus], None] | None = None) -> SweepStatus:
@@ -283,24 +212,30 @@ def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], execu
     status = SweepStatus(total=len(trials), done=len(rows), skipped=len(rows), rows=rows,
                          failed=sum(row["status"] == "failed" for row in rows))
     preflight(todo)
+    data_files = share_data(folder, todo, strict) if executor.jobs > 1 and todo else {}
     tasks = [TrialTask(trial, str(folder.checkpoint_path(trial)) if keep != "none" else None,
-                       strict) for trial in todo]
+                       strict, data_files.get(data_key(trial_config(trial), strict)))
+             for trial in todo]
     status.running = min(executor.jobs, len(tasks))
     status.best = best_point(summarise(trials, rows))
     if on_progress:
         on_progress(status)
-    for row in executor.run(run_trial, tasks):
-        if row["status"] == "interrupted":
-            raise KeyboardInterrupt
-        folder.append(row)
-        rows.append(row)
-        status.done += 1
-        status.failed += row["status"] == "failed"
-        status.running = min(executor.jobs, status.total - status.done)
-        status.best, status.last = best_point(summarise(trials, rows)), row
-        folder.write_csv(rows, spec.varied)
-        if on_progress:
-            on_progress(status)
+    try:
+        for row in executor.run(run_trial, tasks):
+            if row["status"] == "interrupted":
+                raise KeyboardInterrupt
+            folder.append(row)
+            rows.append(row)
+            status.done += 1
+            status.failed += row["status"] == "failed"
+            status.running = min(executor.jobs, status.total - status.done)
+            status.best, status.last = best_point(summarise(trials, rows)), row
+            folder.write_csv(rows, spec.varied)
+            if on_progress:
+                on_progress(status)
+    finally:
+        for path in data_files.values():
+            Path(path).unlink(missing_ok=True)
     finish(folder, spec, trials, rows, keep)
     return status
 

@@ -17,13 +17,15 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from charrec import sweep_trial
 from charrec import train as train_module
 from charrec.cli import app
-from charrec.config import load_train_yaml
+from charrec.config import load_train_yaml, make_config
 from charrec.errors import ConfigError
 from charrec.executors import InlineExecutor
 from charrec.sweep import RunFolder, run_sweep
 from charrec.sweep_config import expand, load_sweep, points, sweep_from_dict
+from charrec.sweep_trial import load_trial_data, save_data_file
 
 runner = CliRunner()
 
@@ -344,6 +346,19 @@ def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finishe
             assert row[key] == serial[trial][key], (trial, key)
         assert [e["train_loss"] for e in row["history"]] == \
             [e["train_loss"] for e in serial[trial]["history"]]
+    assert not list((tmp_path / "run").glob(".data-*"))  # the shared decoded images are gone
+
+
+def test_decoded_data_file_gives_the_same_tensors(tmp_path, course_dataset):
+    config = make_config({"data_dir": str(course_dataset), "norm_size": "16,16"})
+    decoded = load_trial_data(config)
+    path = save_data_file(tmp_path / "data.pt", decoded)
+    sweep_trial._DATA_CACHE.clear()
+    loaded = load_trial_data(config, data_file=str(path))
+    for split, letters in decoded.items():
+        assert torch.equal(loaded[split].images, letters.images)
+        assert torch.equal(loaded[split].labels, letters.labels)
+        assert loaded[split].paths == letters.paths
 
 
 def test_library_run_with_inline_executor(tmp_path, momentum_sweep):

@@ -1,0 +1,134 @@
+"""One sweep trial as a worker runs it: the dataset (decoded once per process), the same
+`train` as `charrec train`, the test accuracy, the checkpoint, and a results row.
+
+Every failure of a trial becomes a row with status "failed" and its reason, so the sweep goes
+on. For a local pool the parent decodes each dataset once and saves the tensors to a file that
+the workers memory-map (`save_data_file`), instead of every worker decoding the images again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from charrec.errors import CharrecError, TrainingDiverged
+from charrec.sweep_config import Trial, trial_config
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """What a worker needs to run one trial: nothing but plain, picklable values."""
+
+    trial: Trial
+    checkpoint: str | None  # where to save the trial's best weights; None: do not save
+    strict: bool = False
+    data_file: str | None = None  # the decoded dataset saved by the parent, if it did
+
+
+_DATA_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_DATA_CACHE_SIZE = 2  # a sweep over --norm-size alternates between a few decoded datasets
+
+
+def data_key(config: Any, strict: bool = False) -> tuple:
+    """What identifies a decoded dataset. The seed only matters for a folder-per-class tree
+    (it picks the 70/15/15 split)."""
+    from charrec.data import detect_layout
+
+    split_seed = config.seed if detect_layout(config.data_dir) == "folders" else None
+    return str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict
+
+
+def load_trial_data(config: Any, strict: bool = False,
+                    data_file: str | None = None) -> dict[str, Any]:
+    """A trial's dataset: from this process's cache, else from `data_file`, else decoded."""
+    from charrec.data import load_splits
+
+    key = data_key(config, strict)
+    if key not in _DATA_CACHE:
+        if data_file and Path(data_file).is_file():
+            _DATA_CACHE[key] = _load_data_file(data_file)
+        else:
+            _DATA_CACHE[key] = load_splits(config.data_dir, config.norm_size, config.seed,
+                                           strict=strict)
+        while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
+            _DATA_CACHE.popitem(last=False)
+    _DATA_CACHE.move_to_end(key)
+    return _DATA_CACHE[key]
+
+
+def save_data_file(path: str | Path, data: dict[str, Any]) -> Path:
+    """Save decoded splits (tensors and file lists: plain data) for workers to memory-map."""
+    import torch
+
+    from charrec.checkpoint import atomic_write
+
+    plain = {split: {"images": letters.images, "labels": letters.labels, "paths": letters.paths,
+                     "skipped": [list(entry) for entry in letters.skipped]}
+             for split, letters in data.items()}
+    return atomic_write(path, lambda handle: torch.save(plain, handle))
+
+
+def _load_data_file(path: str | Path) -> dict[str, Any]:
+    import torch
+
+    from charrec.data import LetterData
+
+    plain = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return {split: LetterData(entry["images"], entry["labels"], entry["paths"],
+                              [tuple(item) for item in entry["skipped"]])
+            for split, entry in plain.items()}
+
+
+def resolve_augment(config: Any) -> Any:
+    """`augment: auto` means on for the built-in letters (a folder with a manifest.json), as in
+    `charrec train`."""
+    from charrec.config import replace
+
+    if config.augment is not None:
+        return config
+    return replace(config, augment=(Path(config.data_dir) / "manifest.json").is_file())
+
+
+def run_trial(task: TrialTask) -> dict[str, Any]:
+    """Train one trial and return its results row; a failure becomes a row with its reason."""
+    from charrec.checkpoint import make_checkpoint, save_checkpoint
+    from charrec.train import evaluate, train
+
+    trial, started = task.trial, time.perf_counter()
+    row: dict[str, Any] = {"trial": trial.trial_id, "index": trial.index, "point": trial.point,
+                           "repeat": trial.repeat, "seed": trial.config["seed"],
+                           "options": trial.options, "pid": os.getpid()}
+    try:
+        changes = {"out": task.checkpoint} if task.checkpoint else {}
+        config = resolve_augment(trial_config(trial, **changes))
+        row["config"] = config.to_dict()
+        data = load_trial_data(config, task.strict, task.data_file)
+        result = train(config, data)
+        if result.interrupted:
+            return {**row, "status": "interrupted"}
+        test = evaluate(result.model, data["test"].images, data["test"].labels)
+        metrics = {**result.metrics(), "test_accuracy": test["accuracy"]}
+        if task.checkpoint:
+            save_checkpoint(task.checkpoint, make_checkpoint(config, result.model.state_dict(),
+                                                             metrics))
+    except TrainingDiverged as error:
+        return {**row, "status": "failed", "reason": f"diverged: {error}",
+                "wall_seconds": round(time.perf_counter() - started, 3)}
+    except Exception as error:  # noqa: BLE001 - any failing trial is recorded; the sweep goes on
+        reason = str(error) if isinstance(error, CharrecError) else \
+            f"{type(error).__name__}: {error}"
+        return {**row, "status": "failed", "reason": reason,
+                "traceback": traceback.format_exc(limit=-3),
+                "wall_seconds": round(time.perf_counter() - started, 3)}
+    return {
+        **row, "status": "ok", "best_epoch": result.best_epoch,
+        "val_accuracy": result.best_val_accuracy, "test_accuracy": test["accuracy"],
+        "epochs_run": len(result.history), "train_seconds": round(result.train_seconds, 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "checkpoint": task.checkpoint, "history": result.history,
+    }
