@@ -127,7 +127,8 @@ def import_command(
 
     size = PARSERS["norm_size"](norm_size) if norm_size else None
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
         task = progress.add_task("import", total=None)
         result = import_dataset(
             src, out, seed=seed, all_test=all_test, norm_size=size,

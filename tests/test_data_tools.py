@@ -19,7 +19,8 @@ from charrec import CLASSES
 from charrec.cli import app
 from charrec.contact_sheet import CAPTION_HEIGHT, GAP, HEADER_HEIGHT, grid_shape, sheet_size
 from charrec.data import SPLITS, load_split, load_splits
-from charrec.datasets import find_idx_pairs, import_dataset
+from charrec.datasets import import_dataset
+from charrec.emnist import find_idx_pairs
 from charrec.errors import DataError
 from charrec.preprocess import load_image
 
