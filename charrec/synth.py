@@ -37,6 +37,8 @@ DEFAULT_PER_CLASS = 1000
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 CLASS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 UPPERCASE_PROBABILITY = 0.6
+STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (synth_fonts.STROKES), not a font
+STROKE_FACE = -1
 CHUNK_SIZE = 250
 SUPERSAMPLE = 2  # letters are drawn at this multiple of norm_size, then box-reduced
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's RGB -> L weights
@@ -180,7 +182,12 @@ def _reduce(mask: np.ndarray) -> np.ndarray:
 
 
 def _pick_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
-    """A family uniformly, then a face of it, and the case of the letter that face draws."""
+    """A family uniformly, then a face of it, and the case of the letter that face draws.
+
+    With STROKE_PROBABILITY the letter is pen-drawn instead (face index STROKE_FACE).
+    """
+    if rng.random() < STROKE_PROBABILITY:
+        return STROKE_FACE, letter if rng.random() < UPPERCASE_PROBABILITY else letter.lower(), ""
     for _ in range(50):
         family = fonts.families()[rng.integers(len(fonts.families()))]
         face_index = family[rng.integers(len(family))]
@@ -199,14 +206,19 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
                     neighbour_probability: float
                     ) -> tuple[Image.Image, tuple[float, float, float, float]]:
     """The glyph with, sometimes, neighbour letters beside it; and the glyph's box on it."""
-    bitmap, top = fonts.glyph(face_index, char, instance)
+
+    def draw(letter: str) -> tuple[np.ndarray, int]:
+        if face_index == STROKE_FACE:
+            return fonts.stroke_glyph(rng, letter)
+        return fonts.glyph(face_index, letter, instance)
+
+    bitmap, top = draw(char)
     pieces = [(bitmap, 0, top)]
     glyph_height, glyph_width = bitmap.shape
-    face = fonts.faces()[face_index]
+    letters = fonts.LETTERS if face_index == STROKE_FACE else fonts.faces()[face_index].letters
     for side in (-1, 1):
         if rng.random() < neighbour_probability:
-            other = face.letters[rng.integers(len(face.letters))]
-            neighbour, neighbour_top = fonts.glyph(face_index, other, instance)
+            neighbour, neighbour_top = draw(letters[rng.integers(len(letters))])
             gap = rng.uniform(0.02, 0.25) * fonts.GLYPH_PIXELS
             left = glyph_width + gap if side > 0 else -gap - neighbour.shape[1]
             pieces.append((neighbour, int(left), neighbour_top))
