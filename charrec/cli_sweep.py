@@ -73,7 +73,7 @@ def sweep_command(
         console.print(trials_table(trials, spec.varied))
         n_points = len({trial.point for trial in trials})
         console.print(f"Sweep {spec.name}: {n_points} point(s) × {spec.repeats} repeat(s) = "
-                      f"{len(trials)} trials. Nothing was run (--dry-run).")
+                      f"{len(trials)} trials. Nothing was run (--dry-run).", soft_wrap=True)
         return
     from charrec.cli import ensure_data
 

@@ -319,16 +319,27 @@ def points(spec: SweepSpec) -> list[dict[str, Any]]:
     return samples
 
 
+def _base_for_point(base: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The base options that make sense with a point's depth: a varied `hidden` list defines
+    the depth (as `--hidden` does in `charrec train`); with a varied `layers`, a single base
+    `hidden` width is the width of every hidden layer, and `layers: 1` has none."""
+    base = dict(base)
+    if "hidden" in options and "layers" not in options:
+        base.pop("layers", None)
+    if "layers" in options and "hidden" not in options and "hidden" in base:
+        if len(PARSERS["hidden"](base["hidden"])) == 1 and PARSERS["layers"](
+                options["layers"]) == 1:
+            base.pop("hidden")
+    return base
+
+
 def expand(spec: SweepSpec) -> list[Trial]:
     """Every trial of the sweep, point by point, each point `repeats` times with seeds
     seed, seed+1, ... (the seed of the base or of the point)."""
     trials: list[Trial] = []
     for point_index, options in enumerate(points(spec)):
-        base = dict(spec.base)
-        if "hidden" in options and "layers" not in options:
-            base.pop("layers", None)  # a varied --hidden list defines the depth, as in train
         try:
-            config = make_config(base, options)
+            config = make_config(_base_for_point(spec.base, options), options)
         except CharrecError as error:
             described = ", ".join(f"{name}={value}" for name, value in options.items())
             raise ConfigError(f"{spec.source}: point {point_index} ({described or 'base'}): "

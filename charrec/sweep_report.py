@@ -61,7 +61,7 @@ def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],
                   caption="best point (by mean validation accuracy) marked ★")
     table.add_column("#", justify="right")
     for name in spec.varied:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", min_width=len(name))
     for column in ("Runs", "Best epoch", "Val acc %", "Test acc %", "Train s"):
         table.add_column(column, justify="right", no_wrap=column != "Runs")
     for summary in summaries:

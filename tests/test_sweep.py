@@ -28,6 +28,7 @@ from charrec.sweep_config import expand, load_sweep, points, sweep_from_dict
 from charrec.sweep_trial import load_trial_data, save_data_file
 
 runner = CliRunner()
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 TINY_BASE = """\
 base:
@@ -94,6 +95,21 @@ def test_grid_is_the_cartesian_product_times_repeats(course_dataset):
     # a varied hidden list defines the depth (base layers: 2 would contradict "8,4")
     assert trials[2].config["hidden"] == [8, 4] and trials[2].config["layers"] == 3
     assert [t.trial_id for t in trials[:2]] == ["t000", "t001"]
+
+
+def test_varied_layers_repeat_a_single_hidden_width():
+    spec = sweep_from_dict({"name": "d", "base": {"hidden": 8}, "grid": {"layers": [1, 2, 3]}})
+    assert [(t.config["layers"], t.config["hidden"]) for t in expand(spec)] == \
+        [(1, []), (2, [8]), (3, [8, 8])]
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda path: path.name)
+def test_shipped_sweep_configs_are_valid(config):
+    if "base" not in yaml.safe_load(config.read_text()):
+        pytest.skip("a train config, not a sweep")
+    result = invoke(config, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "trials. Nothing was run" in result.output
 
 
 def test_random_search_is_seeded_and_stays_in_range():
