@@ -1,0 +1,93 @@
+"""Does `charrec sweep --jobs 2` beat `--jobs 1`? Times the same 10-trial sweep both ways.
+
+    python benchmarks/sweep_speed.py [--data-dir DIR] [--epochs E] [--rounds R]
+
+Each run is the real command (`python -m charrec sweep FILE --jobs N` in a subprocess, so
+worker start-up and image decoding are counted as a user sees them), on the same data with the
+same seeds. Rounds alternate the order (1 then 2, 2 then 1, ...) so that a change in the load of
+a shared machine does not favour one side. Prints each time, the ratio jobs1 / jobs2, the load
+average around each run, and whether both gave identical results (they should: same seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / "data" / "character_classification"
+
+SWEEP = """\
+name: speed
+base:
+  data_dir: {data_dir}
+  optim: sgd
+  momentum: 0.9
+  hidden: 64
+  batch_size: 64
+  epochs: {epochs}
+  augment: false
+grid:
+  lr: [0.003, 0.01, 0.03, 0.06, 0.1]
+repeats: 2
+"""
+
+
+def run_sweep(config: Path, jobs: int, out_dir: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "charrec", "sweep", str(config), "--jobs", str(jobs),
+                    "--out-dir", str(out_dir), "--keep", "none"],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def results(out_dir: Path) -> dict[str, tuple]:
+    rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
+    return {row["trial"]: (row["status"], row.get("val_accuracy"), row.get("test_accuracy"))
+            for row in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
+                        help="dataset (the built-in letters are generated there if missing)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per trial")
+    parser.add_argument("--rounds", type=int, default=1, help="pairs of runs (orders alternate)")
+    args = parser.parse_args()
+    if not args.data_dir.exists():
+        subprocess.run([sys.executable, "-m", "charrec", "data", "synth", "--out",
+                        str(args.data_dir)], check=True, cwd=REPO)
+    times: dict[int, list[float]] = {1: [], 2: []}
+    same = True
+    print(f"{os.cpu_count()} cores; 10 trials of {args.epochs} epochs on {args.data_dir}")
+    with tempfile.TemporaryDirectory() as temp:
+        config = Path(temp) / "speed.yaml"
+        config.write_text(SWEEP.format(data_dir=args.data_dir.resolve(), epochs=args.epochs))
+        for round_index in range(args.rounds):
+            order = (1, 2) if round_index % 2 == 0 else (2, 1)
+            outcome = {}
+            for jobs in order:
+                out_dir = Path(temp) / f"run-{round_index}-jobs{jobs}"
+                load_before = os.getloadavg()[0]
+                seconds = run_sweep(config, jobs, out_dir)
+                times[jobs].append(seconds)
+                outcome[jobs] = results(out_dir)
+                print(f"round {round_index + 1}: --jobs {jobs}: {seconds:6.1f} s "
+                      f"(1-min load average {load_before:.1f} before, "
+                      f"{os.getloadavg()[0]:.1f} after)", flush=True)
+            same &= outcome[1] == outcome[2]
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    print(f"--jobs 1: {one:.1f} s   --jobs 2: {two:.1f} s   speed-up jobs1/jobs2: "
+          f"{one / two:.2f}x (median of {args.rounds} round(s))")
+    print(f"identical results with 1 and 2 jobs: {'yes' if same else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
