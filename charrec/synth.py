@@ -37,6 +37,9 @@ DEFAULT_PER_CLASS = 1000
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 CLASS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 UPPERCASE_PROBABILITY = 0.6
+# Lowercase l is a plain vertical bar in most sans fonts, the same shape as uppercase I: drawing
+# it as often as other lowercase letters teaches the model that bars are L half the time.
+LOWERCASE_WEIGHT = {"L": 0.25}
 STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (synth_fonts.STROKES), not a font
 STROKE_FACE = -1
 CHUNK_SIZE = 250
@@ -88,13 +91,16 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
                 if progress:
                     progress(done, total)
         else:
-            with ProcessPoolExecutor(worker_count, mp_context=get_context("spawn"),
-                                     initializer=fonts.use_faces, initargs=(faces,)) as pool:
+            pool = ProcessPoolExecutor(worker_count, mp_context=get_context("spawn"),
+                                       initializer=fonts.use_faces, initargs=(faces,))
+            try:
                 futures = [pool.submit(_render_chunk, job, start, stop) for start, stop in chunks]
                 for future in as_completed(futures):
                     done += future.result()
                     if progress:
                         progress(done, total)
+            finally:  # on Ctrl-C or an error, drop the chunks not started instead of waiting
+                pool.shutdown(wait=True, cancel_futures=True)
         seconds = time.perf_counter() - started
         manifest = _write_label_files(temp_dir, per_class, seed, name_width)
         manifest.update({
@@ -186,14 +192,15 @@ def _pick_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
 
     With STROKE_PROBABILITY the letter is pen-drawn instead (face index STROKE_FACE).
     """
+    lowercase_probability = (1 - UPPERCASE_PROBABILITY) * LOWERCASE_WEIGHT.get(letter, 1.0)
     if rng.random() < STROKE_PROBABILITY:
-        return STROKE_FACE, letter if rng.random() < UPPERCASE_PROBABILITY else letter.lower(), ""
+        return STROKE_FACE, letter.lower() if rng.random() < lowercase_probability else letter, ""
     for _ in range(50):
         family = fonts.families()[rng.integers(len(fonts.families()))]
         face_index = family[rng.integers(len(family))]
         face = fonts.faces()[face_index]
         cases = [letter, letter.lower()]
-        if rng.random() > UPPERCASE_PROBABILITY:
+        if rng.random() < lowercase_probability:
             cases.reverse()
         char = next((case for case in cases if case in face.letters), None)
         if char is not None:

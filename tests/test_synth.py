@@ -79,12 +79,16 @@ def test_an_empty_out_dir_is_filled(tmp_path):
     assert (out / "train.json").exists()
 
 
-def test_interrupted_run_leaves_no_half_dataset(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_run_leaves_no_half_dataset(tmp_path, monkeypatch, workers):
+    monkeypatch.setattr(synth, "CHUNK_SIZE", 10)
+
     def interrupt(done: int, total: int) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        synth.generate_dataset(tmp_path / "letters", per_class=3, workers=1, progress=interrupt)
+        synth.generate_dataset(tmp_path / "letters", per_class=6, workers=workers,
+                               progress=interrupt)
     assert list(tmp_path.iterdir()) == []
 
 
