@@ -50,7 +50,7 @@ class ReLUFunction(Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         (y,) = ctx.saved_tensors
-        return g * (y > 0).to(g.dtype)
+        return g * (y > 0)  # a bool mask multiplies as 0/1 without a separate cast
 
 
 class SigmoidFunction(Function):
@@ -102,16 +102,22 @@ class SoftmaxCrossEntropyFunction(Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor):
-        log_probs = log_softmax_rows(logits)
-        ctx.save_for_backward(log_probs, targets)
-        return -log_probs.gather(1, targets.view(-1, 1)).mean()
+        shifted = logits - logits.amax(dim=1, keepdim=True)  # row max 0: exp never overflows
+        exp_shifted = shifted.exp()
+        sum_exp = exp_shifted.sum(dim=1, keepdim=True)
+        rows = targets.view(-1, 1)
+        # -log softmax(z)[t] = log(sum_j exp(z_j - max)) - (z_t - max)   (log-sum-exp)
+        loss = (sum_exp.log() - shifted.gather(1, rows)).mean()
+        ctx.save_for_backward(exp_shifted.div_(sum_exp), rows)  # softmax(z), for backward
+        return loss
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        log_probs, targets = ctx.saved_tensors
-        grad = torch.exp(log_probs)
-        grad[torch.arange(grad.shape[0], device=grad.device), targets] -= 1
-        return grad * (g / grad.shape[0]), None
+        probabilities, rows = ctx.saved_tensors
+        scale = g / probabilities.shape[0]
+        grad = probabilities * scale
+        # subtract onehot(t) * scale: one scatter instead of building the one-hot matrix
+        return grad.scatter_add_(1, rows, (-scale).expand(rows.shape)), None
 
 
 ACTIVATION_FUNCTIONS: dict[str, type[Function] | None] = {
