@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from charrec.report import _pyplot, _save_figure, console, percent
@@ -18,6 +19,9 @@ from charrec.sweep_config import NUMERIC_OPTIONS, SweepSpec, Trial
 from charrec.sweep_results import PointSummary, format_value
 
 LOG_AXIS = {"lr": 10, "weight_decay": 10, "batch_size": 2}
+TABLE_LEGEND = ("Epoch: the epoch of best validation accuracy; Val/Test: accuracy (%) at that "
+                "epoch; Time: training seconds; * marks the best point (highest mean "
+                "validation accuracy).")
 
 
 # ------------------------------------------------------------------------------ terminal
@@ -57,13 +61,8 @@ def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],
                   best: PointSummary | None) -> Table:
     """One row per point: varied options, best epoch, val/test accuracy, train time; mean ± std
     over the repeats; the best row highlighted."""
-    table = Table(title=f"Sweep {spec.name}: mean ± std over {spec.repeats} seed(s) per point",
-                  caption="best point (by mean validation accuracy) marked ★")
-    table.add_column("#", justify="right")
-    for name in spec.varied:
-        table.add_column(name, justify="right", min_width=len(name))
-    for column in ("Runs", "Best epoch", "Val acc %", "Test acc %", "Train s"):
-        table.add_column(column, justify="right", no_wrap=column != "Runs")
+    headers = ["#", *spec.varied, "Runs", "Epoch", "Val %", "Test %", "Time s"]
+    rows, styles = [], []
     for summary in summaries:
         runs = f"{summary.n_ok}/{summary.n_trials}"
         if summary.n_failed:
@@ -77,15 +76,24 @@ def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],
             reason = summary.reasons[0] if summary.reasons else "not run"
             cells = ["–", f"[red]{reason[:60]}[/red]", "–", "–"]
         is_best = best is not None and summary.point == best.point
-        table.add_row(("★ " if is_best else "") + str(summary.point),
-                      *(format_value(summary.options.get(name)) for name in spec.varied),
-                      runs, *cells, style="bold green" if is_best else None)
+        rows.append([("* " if is_best else "") + str(summary.point),
+                     *(format_value(summary.options.get(name)) for name in spec.varied),
+                     runs, *cells])
+        styles.append("bold green" if is_best else None)
+    table = Table(title=f"Sweep {spec.name}: mean ± std over {spec.repeats} seed(s) per point",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header in headers:
+        # a narrow terminal wraps the "mean ± std" cells, never an option's value
+        table.add_column(header, justify="right", no_wrap=header in spec.varied)
+    for row, style in zip(rows, styles, strict=True):
+        table.add_row(*row, style=style)
     return table
 
 
 def print_results(spec: SweepSpec, summaries: Sequence[PointSummary],
                   best: PointSummary | None) -> None:
     console.print(results_table(spec, summaries, best))
+    console.print(TABLE_LEGEND, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------ plots
@@ -121,17 +129,17 @@ def _is_numeric(name: str, values: Sequence[Any]) -> bool:
 
 
 def plot_accuracy_vs_option(summaries: Sequence[PointSummary], option: str,
-                            varied: Sequence[str], path: str | Path, title: str,
+                            others: Sequence[str], path: str | Path, title: str,
                             connect: bool = True) -> Path:
     """Final validation (solid) and test (dashed) accuracy vs one option's value; one line per
-    combination of the other varied options; error bars = std over repeats."""
+    combination of the `others` options; error bars = std over repeats. Without `connect`
+    (random search) the points are not joined."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     done = [summary for summary in summaries if summary.n_ok]
     values = [summary.options[option] for summary in done]
     numeric = _is_numeric(option, values)
     categories = list(dict.fromkeys(format_value(value) for value in values))
-    others = [name for name in varied if name != option]
     groups: dict[str, list[PointSummary]] = {}
     for summary in done:
         key = ", ".join(f"{name}={format_value(summary.options[name])}" for name in others)
@@ -174,7 +182,9 @@ def write_plots(run_dir: str | Path, spec: SweepSpec,
     written = [plot_val_curves(summaries, plots / "val_accuracy_vs_epoch.png",
                                f"{spec.name}: validation accuracy per epoch")]
     for option in spec.varied:
+        # grid: one line per combination of the other options; random samples: one cloud
+        others = [name for name in spec.varied if name != option] if spec.random is None else []
         written.append(plot_accuracy_vs_option(
-            summaries, option, spec.varied, plots / f"accuracy_vs_{option}.png",
+            summaries, option, others, plots / f"accuracy_vs_{option}.png",
             f"{spec.name}: best-epoch accuracy vs {option}", connect=spec.random is None))
     return written

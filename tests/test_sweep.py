@@ -220,7 +220,8 @@ def test_results_files_of_a_finished_run(finished_run):
     assert stored["grid"] == {"momentum": [0.5, 0.9]} and stored["repeats"] == 2
     assert {path.name for path in (run_dir / "plots").iterdir()} == \
         {"val_accuracy_vs_epoch.png", "accuracy_vs_momentum.png"}
-    assert "★" in output and "Val acc" in output and "best.yaml" in output
+    best_point = yaml.safe_load((run_dir / "best.yaml").read_text())["base"]["momentum"] == 0.9
+    assert f"* {int(best_point)}" in output and "Val %" in output and "best.yaml" in output
 
 
 def test_best_yaml_is_the_best_point_and_trains(finished_run, tmp_path):
