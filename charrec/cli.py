@@ -57,6 +57,10 @@ def train(
     layers: Annotated[int | None, typer.Option(help="Number of Linear layers (1 = linear classifier); must be len(hidden)+1.")] = None,
     act: Annotated[str | None, typer.Option(help="Hidden activation: relu, sigmoid, tanh, none. (default: relu)")] = None,
     init: Annotated[str | None, typer.Option(help="Weight init: auto (Kaiming for relu, Xavier otherwise) or normal (N(0,1)). (default: auto)")] = None,
+    loss: Annotated[str | None, typer.Option(help="Loss: ce (softmax cross-entropy) or mse (squared error of softmax outputs vs one-hot). (default: ce)")] = None,
+    arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). (default: mlp)")] = None,
+    conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. (default: 5x5x32,3x3x64,3x3x128)")] = None,
+    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. (default: on)")] = None,
     optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta. (default: adam)")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. (default: 0.002)")] = None,
     momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. (default: 0.9)")] = None,
@@ -80,7 +84,7 @@ def train(
         "act": act, "init": init, "optim": optim, "lr": lr, "momentum": momentum,
         "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
         "val_interval": val_interval, "seed": seed, "device": device, "augment": augment,
-        "out": out,
+        "out": out, "loss": loss, "arch": arch, "conv": conv, "bias": bias,
     }
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
@@ -167,8 +171,9 @@ def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
         first = next(letters.skipped[0] for letters in data.values() if letters.skipped)
         console.print(f"[yellow]Warning:[/yellow] skipped {skipped} unreadable images "
                       f"(first: {first[1]}); use --strict to fail instead", soft_wrap=True)
-    console.print(f"Model: {config.arch} {config.input_size}-"
-                  f"{'-'.join(map(str, config.hidden))}{'-' if config.hidden else ''}26 "
+    from charrec.summary import architecture_line
+
+    console.print(f"Model: {architecture_line(config)}  loss={config.loss} "
                   f"act={config.act}  optim={config.optim} lr={config.lr:g}  "
                   f"augment={'on' if config.augment else 'off'}")
 
@@ -353,3 +358,7 @@ app.add_typer(data_app, name="data")
 from charrec.cli_sweep import sweep_command  # noqa: E402
 
 app.command("sweep")(sweep_command)
+
+from charrec import cli_models  # noqa: E402
+
+cli_models.register(app)

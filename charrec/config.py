@@ -21,8 +21,9 @@ DEFAULT_HIDDEN_WIDTH = 256
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "none")
 INITS = ("auto", "normal")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
-LOSSES = ("ce",)
-ARCHS = ("mlp",)
+LOSSES = ("ce", "mse")
+ARCHS = ("mlp", "cnn")
+DEFAULT_CONV = ((5, 5, 32), (3, 3, 64), (3, 3, 128))  # --arch cnn: (kh, kw, out channels)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -35,6 +36,9 @@ class TrainConfig:
     arch: str = "mlp"
     hidden: tuple[int, ...] = (DEFAULT_HIDDEN_WIDTH,)
     layers: int = 2
+    conv: tuple[tuple[int, int, int], ...] = DEFAULT_CONV  # used by --arch cnn
+    channels: int = 1  # input channels; charrec's preprocessing gives grayscale (1)
+    bias: bool = True  # --no-bias: Linear and Conv2d layers without bias
     act: str = "relu"
     init: str = "auto"
     loss: str = "ce"
@@ -53,13 +57,18 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (lists, not tuples) fit for YAML, JSON and checkpoints."""
         return {
-            key: list(value) if isinstance(value, tuple) else value
+            key: _plain(value)
             for key, value in dataclasses.asdict(self).items()
         }
 
     @property
     def input_size(self) -> int:
-        return self.norm_size[0] * self.norm_size[1]
+        return self.norm_size[0] * self.norm_size[1] * self.channels
+
+
+def _plain(value: Any) -> Any:
+    """Tuples (also nested, like `conv`) -> lists."""
+    return [_plain(item) for item in value] if isinstance(value, tuple) else value
 
 
 FIELD_NAMES = tuple(field.name for field in dataclasses.fields(TrainConfig))
@@ -181,12 +190,59 @@ def _optional_bool(value: Any) -> bool | None:
     raise ConfigError(f"--augment expects true, false or auto, got {value!r}")
 
 
+def _bool(option: str) -> Callable[[Any], bool]:
+    def parse(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"--{option} expects true or false, got {value!r}")
+
+    return parse
+
+
+def _parse_conv(value: Any) -> tuple[tuple[int, int, int], ...]:
+    """'5x5x20,3x3x30' (or a list of such strings or of [kh, kw, out] lists) -> ((5, 5, 20), ..)."""
+    problem = (f"--conv expects comma-separated layers KHxKWxOUT (kernel height x kernel width "
+               f"x output channels, odd kernels), e.g. 5x5x20,3x3x30; got {value!r}")
+    if isinstance(value, str):
+        items: list[Any] = [item for item in value.replace(" ", "").split(",") if item]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(problem)
+    layers = []
+    for item in items:
+        if isinstance(item, str):
+            item = item.lower().replace("×", "x").split("x")
+        if not isinstance(item, list | tuple) or len(item) != 3 or any(
+                isinstance(number, bool | float) for number in item):
+            raise ConfigError(problem)
+        try:
+            kernel_h, kernel_w, out_channels = (int(number) for number in item)
+        except (TypeError, ValueError):
+            raise ConfigError(problem) from None
+        if min(kernel_h, kernel_w, out_channels) <= 0 or kernel_h % 2 == 0 or kernel_w % 2 == 0:
+            raise ConfigError(f"{problem} (kernel sizes must be odd for 'same' padding, "
+                              f"channels positive)")
+        layers.append((kernel_h, kernel_w, out_channels))
+    if not layers:
+        raise ConfigError(problem)
+    return tuple(layers)
+
+
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "data_dir": _text("data-dir"),
     "norm_size": _parse_norm_size,
     "arch": _choice("arch", ARCHS),
     "hidden": _parse_hidden,
     "layers": _int("layers", minimum=1),
+    "conv": _parse_conv,
+    "channels": _int("channels", minimum=1),
+    "bias": _bool("bias"),
     "act": _choice("act", ACTIVATIONS),
     "init": _choice("init", INITS),
     "loss": _choice("loss", LOSSES),

@@ -120,6 +120,32 @@ class SoftmaxCrossEntropyFunction(Function):
         return grad.scatter_add_(1, rows, (-scale).expand(rows.shape)), None
 
 
+class SoftmaxMSEFunction(Function):
+    """Squared error of softmax outputs against one-hot targets, for logits z [B, C]:
+
+        y = softmax(z),   E = 1/B * sum_i 1/2 * sum_j (y_ij - t_ij)^2   (t = onehot(targets))
+
+    Backward (softmax Jacobian dy_m/dz_j = y_m ([m = j] - y_j), applied to dE/dy = y - t):
+
+        dE/dz_j = y_j (y_j - t_j) - y_j * sum_m y_m (y_m - t_m),   times g / B; none for targets.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor):
+        probabilities = torch.exp(log_softmax_rows(logits))
+        error = probabilities.clone()
+        error[torch.arange(error.shape[0], device=error.device), targets] -= 1
+        ctx.save_for_backward(probabilities, error)
+        return 0.5 * (error * error).sum() / logits.shape[0]
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        probabilities, error = ctx.saved_tensors
+        weighted = probabilities * error  # y_j (y_j - t_j)
+        grad = weighted - probabilities * weighted.sum(dim=1, keepdim=True)
+        return grad * (g / probabilities.shape[0]), None
+
+
 ACTIVATION_FUNCTIONS: dict[str, type[Function] | None] = {
     "relu": ReLUFunction,
     "sigmoid": SigmoidFunction,
@@ -139,6 +165,10 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
 
 def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return SoftmaxCrossEntropyFunction.apply(logits, targets)
+
+
+def softmax_mse(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return SoftmaxMSEFunction.apply(logits, targets)
 
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,8 @@ class MLP(nn.Module):
     """
 
     def __init__(self, input_size: int, output_size: int, hidden_sizes: tuple[int, ...] = (),
-                 n_layers: int | None = None, act: str = "relu", init: str = "auto") -> None:
+                 n_layers: int | None = None, act: str = "relu", init: str = "auto",
+                 bias: bool = True) -> None:
         super().__init__()
         if n_layers is not None and n_layers != len(hidden_sizes) + 1:
             raise ValueError(f"n_layers={n_layers} needs {n_layers - 1} hidden sizes, "
@@ -87,7 +88,7 @@ class MLP(nn.Module):
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             is_output = index == len(sizes) - 2
             layers.append(Linear(fan_in, fan_out, init="xavier" if is_output and init != "normal"
-                                 else weight_init))
+                                 else weight_init, bias=bias))
             if not is_output:
                 layers.append(Activation(act))
         self.layers = nn.Sequential(*layers)
@@ -100,7 +101,11 @@ def build_model(config: TrainConfig, n_classes: int) -> nn.Module:
     """The network a config describes (architecture fields only; weights freshly initialised)."""
     if config.arch == "mlp":
         return MLP(config.input_size, n_classes, config.hidden, config.layers, config.act,
-                   config.init)
+                   config.init, config.bias)
+    if config.arch == "cnn":
+        from charrec.conv import build_cnn  # conv builds on this module's Linear
+
+        return build_cnn(config, n_classes)
     raise ValueError(f"unknown architecture {config.arch!r}")
 
 

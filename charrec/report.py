@@ -115,3 +115,30 @@ def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CL
     axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of true class")
     return _save_figure(figure, path)
+
+
+def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """A self-organising map's unit prototypes [rows, cols, H, W] (values in [-1, 1]) as one
+    grid of images, each unit marked with its label ('' for none)."""
+    import numpy as np
+
+    plt = _pyplot()
+    rows, cols, height, width = prototypes.shape
+    gap = max(1, height // 8)
+    mosaic = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap), np.nan)
+    for row in range(rows):
+        for col in range(cols):
+            top, left = gap + row * (height + gap), gap + col * (width + gap)
+            mosaic[top:top + height, left:left + width] = prototypes[row, col]
+    figure, axis = plt.subplots(figsize=(0.8 * cols + 1, 0.8 * rows + 1))
+    colours = plt.get_cmap("gray").copy()
+    colours.set_bad("#4060a0")  # the gaps between units
+    axis.imshow(mosaic, cmap=colours, vmin=-1, vmax=1, interpolation="nearest")
+    for index, label in enumerate(labels):
+        row, col = divmod(index, cols)
+        axis.text(gap + col * (width + gap) + 0.5, gap + row * (height + gap) + 0.5, label,
+                  color="#ffd040", fontsize=9, fontweight="bold", ha="left", va="top")
+    axis.set_axis_off()
+    if title:
+        axis.set_title(title)
+    return _save_figure(figure, path)

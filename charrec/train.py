@@ -65,7 +65,7 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
 
 
 def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    losses = {"ce": functions.softmax_cross_entropy}
+    losses = {"ce": functions.softmax_cross_entropy, "mse": functions.softmax_mse}
     return losses[name]
 
 
@@ -182,6 +182,10 @@ def train(config: TrainConfig, data: dict[str, LetterData], callbacks: Callbacks
                           f"({len(train_data)} images); use a smaller batch size")
     if len(val_data) == 0:
         raise DataError("the validation split is empty")
+    if config.channels != 1:
+        raise ConfigError(f"channels {config.channels} describes colour input, but charrec's "
+                          f"images are grayscale (1 channel); train with channels 1 (other "
+                          f"values are for `charrec summary`)")
     set_seed(config.seed)
     device = resolve_device(config.device)
     model = build_model(config, n_classes).to(device)
