@@ -103,13 +103,13 @@ def plot_val_curves(summaries: Sequence[PointSummary], path: str | Path, title: 
     """Validation accuracy vs epoch, one curve per point (mean, band = ± std)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
-    for summary in summaries:
-        curve = summary.val_curve()
-        if not curve:
-            continue
+    curves = [(summary, summary.val_curve()) for summary in summaries if summary.val_curve()]
+    colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
+    for index, (summary, curve) in enumerate(curves):
         epochs, means, stds = zip(*curve, strict=True)
         line, = axis.plot(epochs, means, marker="." if len(epochs) < 30 else None,
-                          label=summary.label())
+                          color=colours[index % len(colours)], label=summary.label(),
+                          linestyle="-" if index < len(colours) else "--")
         if summary.n_ok > 1:
             axis.fill_between(epochs, [m - s for m, s in zip(means, stds, strict=True)],
                               [m + s for m, s in zip(means, stds, strict=True)],
@@ -117,10 +117,19 @@ def plot_val_curves(summaries: Sequence[PointSummary], path: str | Path, title: 
     axis.set(xlabel="epoch", ylabel="validation accuracy", title=title)
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.grid(alpha=0.3)
-    if axis.lines:
-        axis.legend(fontsize="small" if len(axis.lines) <= 12 else "x-small", ncol=1 + (
-            len(axis.lines) > 12))
+    _legend(axis, len(curves))
     return _save_figure(figure, path)
+
+
+def _legend(axis: Any, entries: int) -> None:
+    """Inside the axes when short; beside them when it would hide the data."""
+    if entries == 0:
+        return
+    if entries <= 6:
+        axis.legend(fontsize="small")
+    else:
+        axis.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    ncol=1 + entries // 25)
 
 
 def _is_numeric(name: str, values: Sequence[Any]) -> bool:
@@ -144,20 +153,23 @@ def plot_accuracy_vs_option(summaries: Sequence[PointSummary], option: str,
     for summary in done:
         key = ", ".join(f"{name}={format_value(summary.options[name])}" for name in others)
         groups.setdefault(key, []).append(summary)
-    for key, members in groups.items():
-        members.sort(key=lambda summary: summary.options[option] if numeric else
-                     categories.index(format_value(summary.options[option])))
-        xs = [float(m.options[option]) if numeric else categories.index(
-            format_value(m.options[option])) for m in members]
+    def position(summary: PointSummary) -> float:
+        value = summary.options[option]
+        return float(value) if numeric else categories.index(format_value(value))
+
+    colours = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20").colors
+    for index, (key, members) in enumerate(groups.items()):
+        members.sort(key=position)
+        xs = [position(member) for member in members]
         for metric, line, name in (("val_accuracy", "o-", "val"), ("test_accuracy", "s--", "test")):
-            means, stds = zip(*(m.stat(metric) for m in members), strict=True)
+            means, stds = zip(*(member.stat(metric) for member in members), strict=True)
             axis.errorbar(xs, means, yerr=stds, fmt=line if connect else line[0], capsize=3,
-                          label=f"{name} {key}".strip(), alpha=1.0 if name == "val" else 0.7)
+                          color=colours[index % len(colours)] if len(groups) > 1 else None,
+                          label=f"{name} {key}".strip(), alpha=1.0 if name == "val" else 0.6)
     _set_x_axis(axis, option, values, numeric, categories)
     axis.set(ylabel="accuracy", title=title)
     axis.grid(alpha=0.3)
-    if done:
-        axis.legend(fontsize="small")
+    _legend(axis, 2 * len(groups) if done else 0)
     return _save_figure(figure, path)
 
 

@@ -264,7 +264,7 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
         tmp_path, course_dataset, monkeypatch):
     config = write_sweep(tmp_path, course_dataset, """\
         grid:
-          lr: [1.0e+30, 0.05]
+          lr: [1.0e+30, 5e-2]  # 5e-2 is a string to YAML; charrec reads it as a number
           hidden: [8, 9]
         """)
     real_train = train_module.train
@@ -284,6 +284,8 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
     assert rows["t003"]["reason"] == "RuntimeError: boom" and "boom" in rows["t003"]["traceback"]
     assert "failed" in result.output and "boom" in result.output
     assert load_train_yaml(tmp_path / "run" / "best.yaml")["hidden"] == [8]
+    assert {path.name for path in (tmp_path / "run" / "plots").iterdir()} == {
+        "val_accuracy_vs_epoch.png", "accuracy_vs_lr.png", "accuracy_vs_hidden.png"}
 
 
 def test_every_trial_failing_is_a_clear_error(tmp_path, course_dataset):
