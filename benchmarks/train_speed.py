@@ -1,0 +1,169 @@
+"""Training speed: charrec's hand-written-autograd MLP against the same MLP from torch's layers.
+
+    python benchmarks/train_speed.py [--hidden 256 64] [--rounds 7] [--batch-size 64]
+                                     [--threads N] [--train-epochs 50] [--json]
+
+Part 1, side by side in one process on the same in-memory data (4096 random 32x32 images, 26
+classes), the same batch size, the same initial weights, the same optimizer (Adam) and the same
+shuffled order: samples/s of one training epoch of
+  - charrec: `charrec.model.MLP` + `charrec.functions.softmax_cross_entropy`, and
+  - torch:   `nn.Linear`/`nn.ReLU` + `F.cross_entropy`.
+After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) for several rounds,
+so a busy machine slows both alike; the medians and their ratio (target >= 0.95) are printed,
+and the ratio of the fastest epochs (least disturbed by other processes on a shared machine).
+
+Part 2: the wall time of a full `charrec.train.train` run (50 epochs of a 1024-64-26 MLP on 4096
+32x32 images, validation every epoch), i.e. the library's real training loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from charrec import functions
+from charrec.config import make_config
+from charrec.data import LetterData
+from charrec.model import MLP, Linear
+from charrec.train import train
+
+N_IMAGES, N_CLASSES, SIZE = 4096, 26, 32
+
+
+def make_data(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(n_images, SIZE, SIZE, generator=generator) * 2 - 1
+    labels = torch.randint(0, N_CLASSES, (n_images,), generator=generator)
+    return images, labels
+
+
+def torch_twin(model: MLP) -> nn.Sequential:
+    """The same network from torch's own layers, with a copy of `model`'s weights."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for module in model.layers:
+        if isinstance(module, Linear):
+            linear = nn.Linear(module.in_features, module.out_features)
+            with torch.no_grad():
+                linear.weight.copy_(module.weight)
+                linear.bias.copy_(module.bias)
+            layers.append(linear)
+        else:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Trainer:
+    """One model + loss + Adam; `epoch(order)` runs one pass of training steps."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, images: torch.Tensor,
+                 labels: torch.Tensor, batch_size: int) -> None:
+        self.model, self.loss_fn = model, loss_fn
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+
+    def epoch(self, order: torch.Tensor) -> float:
+        """Seconds for one epoch (the last batch's loss is read, so all work is finished)."""
+        started = time.perf_counter()
+        loss = torch.zeros(())
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size]
+            loss = self.loss_fn(self.model(self.images[index]), self.labels[index])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        loss.item()
+        return time.perf_counter() - started
+
+
+def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
+    images, labels = make_data(N_IMAGES, seed=0)
+    torch.manual_seed(0)
+    ours = MLP(SIZE * SIZE, N_CLASSES, (hidden,), act="relu")
+    trainers = {
+        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size),
+        "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size),
+    }
+    generator = torch.Generator().manual_seed(1)
+    for trainer in trainers.values():  # warm-up
+        trainer.epoch(torch.randperm(N_IMAGES, generator=generator))
+    seconds: dict[str, list[float]] = {name: [] for name in trainers}
+    for round_index in range(rounds):
+        order = torch.randperm(N_IMAGES, generator=generator)
+        names = list(trainers) if round_index % 2 == 0 else list(reversed(trainers))
+        for name in names:
+            seconds[name].append(trainers[name].epoch(order))
+    ours_rate = N_IMAGES / statistics.median(seconds["charrec"])
+    torch_rate = N_IMAGES / statistics.median(seconds["torch"])
+    return {"hidden": hidden, "batch_size": batch_size, "rounds": rounds,
+            "charrec_samples_per_s": round(ours_rate), "torch_samples_per_s": round(torch_rate),
+            "ratio": round(ours_rate / torch_rate, 3),
+            # the fastest epoch of each: the least disturbed by other work on a shared machine
+            "best_epoch_ratio": round(min(seconds["torch"]) / min(seconds["charrec"]), 3)}
+
+
+def full_training(epochs: int, batch_size: int) -> dict[str, float]:
+    images, labels = make_data(N_IMAGES + 600, seed=2)
+    data = {
+        "train": LetterData(images[:N_IMAGES], labels[:N_IMAGES],
+                            [f"train/{i}" for i in range(N_IMAGES)]),
+        "validation": LetterData(images[N_IMAGES:], labels[N_IMAGES:],
+                                 [f"val/{i}" for i in range(600)]),
+    }
+    config = make_config({"hidden": "64", "epochs": epochs, "batch_size": batch_size,
+                          "augment": False, "device": "cpu"})
+    started = time.perf_counter()
+    result = train(config, data)
+    seconds = time.perf_counter() - started
+    return {"architecture": "1024-64-26", "epochs": epochs, "n_train": N_IMAGES, "n_val": 600,
+            "batch_size": batch_size, "wall_seconds": round(seconds, 2),
+            "seconds_per_epoch": round(seconds / epochs, 4),
+            "final_train_loss": round(result.history[-1]["train_loss"], 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 64],
+                        help="hidden widths to compare (one MLP 1024-H-26 each)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: "
+                        "torch's own choice)")
+    parser.add_argument("--train-epochs", type=int, default=50)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "comparisons": [], "training": None}
+    for hidden in args.hidden:
+        result = compare(hidden, args.batch_size, args.rounds)
+        report["comparisons"].append(result)
+        if not args.json:
+            print(f"MLP 1024-{hidden}-26, batch {args.batch_size}, {args.rounds} rounds, "
+                  f"{report['threads']} threads:  charrec {result['charrec_samples_per_s']:,} "
+                  f"samples/s   torch nn.Linear+F.cross_entropy "
+                  f"{result['torch_samples_per_s']:,} samples/s   ratio {result['ratio']:.3f} "
+                  f"(fastest epochs: {result['best_epoch_ratio']:.3f}; target >= 0.95)",
+                  flush=True)
+    if args.train_epochs:
+        report["training"] = full_training(args.train_epochs, args.batch_size)
+        if not args.json:
+            training = report["training"]
+            print(f"charrec.train.train: {training['epochs']} epochs of a 1024-64-26 MLP on "
+                  f"{training['n_train']} 32x32 images (+{training['n_val']} validated each "
+                  f"epoch): {training['wall_seconds']:.2f} s "
+                  f"({1000 * training['seconds_per_epoch']:.1f} ms/epoch)")
+    if args.json:
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
