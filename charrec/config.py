@@ -18,6 +18,8 @@ from typing import Any
 from charrec.errors import ConfigError
 
 DEFAULT_HIDDEN_WIDTH = 256
+MAX_LAYERS = 100  # bounds that keep a typo (--layers 3000000000) from exhausting memory
+MAX_HIDDEN_WIDTH = 65536
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "none")
 INITS = ("auto", "normal")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
@@ -106,6 +108,9 @@ def _parse_hidden(value: Any) -> tuple[int, ...]:
     sizes = _parse_int_list(value, "hidden")
     if any(size <= 0 for size in sizes):
         raise ConfigError(f"--hidden sizes must be positive, got {value!r}")
+    if len(sizes) >= MAX_LAYERS or max(sizes, default=0) > MAX_HIDDEN_WIDTH:
+        raise ConfigError(f"--hidden {value!r} is too large (at most {MAX_LAYERS - 1} layers of "
+                          f"at most {MAX_HIDDEN_WIDTH} units)")
     return sizes
 
 
@@ -121,7 +126,8 @@ def _parse_norm_size(value: Any) -> tuple[int, int]:
     return sizes  # type: ignore[return-value]
 
 
-def _int(option: str, minimum: int | None = None) -> Callable[[Any], int]:
+def _int(option: str, minimum: int | None = None,
+         maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"--{option} expects an integer, got {value!r}")
@@ -131,6 +137,8 @@ def _int(option: str, minimum: int | None = None) -> Callable[[Any], int]:
             raise ConfigError(f"--{option} expects an integer, got {value!r}") from None
         if minimum is not None and number < minimum:
             raise ConfigError(f"--{option} must be at least {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise ConfigError(f"--{option} must be at most {maximum}, got {number}")
         return number
 
     return parse
@@ -239,7 +247,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "norm_size": _parse_norm_size,
     "arch": _choice("arch", ARCHS),
     "hidden": _parse_hidden,
-    "layers": _int("layers", minimum=1),
+    "layers": _int("layers", minimum=1, maximum=MAX_LAYERS),
     "conv": _parse_conv,
     "channels": _int("channels", minimum=1),
     "bias": _bool("bias"),

@@ -124,6 +124,8 @@ def test_unknown_flag_key() -> None:
     ({"act": "gelu"}, "--act"),
     ({"init": "zeros"}, "--init"),
     ({"device": "tpu"}, "--device"),
+    ({"layers": 3_215_639_748}, "--layers"),  # would build a 3e9-long hidden list
+    ({"hidden": "10000000000"}, "--hidden"),
 ])
 def test_bad_values_name_the_option(values: dict, option: str) -> None:
     with pytest.raises(ConfigError, match=option.replace("-", r"\-")):
