@@ -34,7 +34,7 @@ def _config(**options):
 
 
 def test_training_gets_far_above_chance(letters) -> None:
-    """Measured: test accuracy 0.28-0.39 over seeds 0-5 (0.375 for seed 0); chance is 0.038."""
+    """Measured: test accuracy 0.33-0.48 over seeds 0-5 (0.375 for seed 0); chance is 0.038."""
     result = train(_config(), letters)
     test = evaluate(result.model, letters["test"].images, letters["test"].labels)
     assert test["accuracy"] >= 5 * CHANCE, test["accuracy"]
