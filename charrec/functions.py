@@ -108,16 +108,15 @@ class SoftmaxCrossEntropyFunction(Function):
         rows = targets.view(-1, 1)
         # -log softmax(z)[t] = log(sum_j exp(z_j - max)) - (z_t - max)   (log-sum-exp)
         loss = (sum_exp.log() - shifted.gather(1, rows)).mean()
-        ctx.save_for_backward(exp_shifted.div_(sum_exp), rows)  # softmax(z), for backward
+        # softmax(z) - onehot(t), in place: all that backward needs
+        error = exp_shifted.div_(sum_exp).scatter_add_(1, rows, sum_exp.new_full(rows.shape, -1.0))
+        ctx.save_for_backward(error)
         return loss
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        probabilities, rows = ctx.saved_tensors
-        scale = g / probabilities.shape[0]
-        grad = probabilities * scale
-        # subtract onehot(t) * scale: one scatter instead of building the one-hot matrix
-        return grad.scatter_add_(1, rows, (-scale).expand(rows.shape)), None
+        (error,) = ctx.saved_tensors
+        return error * (g / error.shape[0]), None
 
 
 class SoftmaxMSEFunction(Function):
