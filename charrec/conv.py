@@ -59,7 +59,7 @@ class Conv2dFunction(Function):
         weight_matrix = weight.reshape(out_channels, -1).expand(batch, -1, -1)
         y = torch.bmm(weight_matrix, columns)  # [B, O, H*W]
         if bias is not None:
-            y = y + bias.view(1, -1, 1)
+            y += bias.view(1, -1, 1)  # y is a fresh tensor: adding in place saves a copy
         ctx.save_for_backward(columns, weight)
         ctx.has_bias, ctx.image_size, ctx.padding = bias is not None, (height, width), padding
         return y.view(batch, out_channels, height, width)
@@ -71,8 +71,8 @@ class Conv2dFunction(Function):
         g_matrix = g.reshape(g.shape[0], out_channels, -1)  # [B, O, H*W]
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            weight_t = weight.reshape(out_channels, -1).t().expand(g.shape[0], -1, -1)
-            grad_columns = torch.bmm(weight_t, g_matrix)  # [B, C*kh*kw, H*W]
+            weight_t = weight.reshape(out_channels, -1).t().contiguous()  # W2^T [C*kh*kw, O]
+            grad_columns = torch.bmm(weight_t.expand(g.shape[0], -1, -1), g_matrix)
             grad_x = F.fold(grad_columns, ctx.image_size, (kernel_h, kernel_w),
                             padding=ctx.padding)
         if ctx.needs_input_grad[1]:
@@ -89,10 +89,11 @@ class MaxPool2dFunction(Function):
     Forward:   y[b, c, i, j] = max over the window (i, j) of x, remembering where the max was.
     Backward:  dL/dx = g at the position of each window's maximum, 0 everywhere else.
 
-    The window [k, k] is reduced in two steps on a view of x (no copy): the max down each column
-    of the window (`row` says which row won), then the max across those (`column` says which
-    column won). Backward undoes the two steps in reverse: scatter g to the winning column, then
-    to the winning row within it, so each window's gradient lands on exactly one position.
+    The window is reduced in two steps on a view of x (no copy): the max down each column of
+    the window (`row` says which row won), then the max across those (`column` says which
+    column won). The winner's position in the H x W plane, (i k + row) W + j k + column, is
+    saved, so backward is a single scatter of g into zeros: each window's gradient lands on
+    exactly one position.
     """
 
     @staticmethod
@@ -103,23 +104,21 @@ class MaxPool2dFunction(Function):
             batch, channels, out_h, size, out_w, size)
         column_max, row = windows.max(dim=3)  # [B, C, out_h, out_w, k]: best row per column
         y, column = column_max.max(dim=4)  # [B, C, out_h, out_w]: best column
-        ctx.save_for_backward(row, column)
-        ctx.input_shape, ctx.size = x.shape, size
+        row = row.gather(4, column.unsqueeze(4)).squeeze(4)  # the row of the winning column
+        window_top = torch.arange(out_h, device=x.device).view(out_h, 1) * size
+        window_left = torch.arange(out_w, device=x.device) * size
+        where = (window_top + row) * width + window_left + column  # flat index into H x W
+        ctx.save_for_backward(where)
+        ctx.input_shape = x.shape
         return y
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        row, column = ctx.saved_tensors
+        (where,) = ctx.saved_tensors
         batch, channels, height, width = ctx.input_shape
-        size, (out_h, out_w) = ctx.size, g.shape[2:]
-        grad_column_max = g.new_zeros(batch, channels, out_h, out_w, size)
-        grad_column_max.scatter_(4, column.unsqueeze(4), g.unsqueeze(4))
-        grad_windows = g.new_zeros(batch, channels, out_h, size, out_w, size)
-        grad_windows.scatter_(3, row.unsqueeze(3), grad_column_max.unsqueeze(3))
-        grad_x = grad_windows.view(batch, channels, out_h * size, out_w * size)
-        if (out_h * size, out_w * size) != (height, width):  # dropped edge: zero gradient
-            grad_x = F.pad(grad_x, (0, width - out_w * size, 0, height - out_h * size))
-        return grad_x, None
+        grad_x = g.new_zeros(batch, channels, height * width)
+        grad_x.scatter_(2, where.view(batch, channels, -1), g.reshape(batch, channels, -1))
+        return grad_x.view(batch, channels, height, width), None
 
 
 class FlattenFunction(Function):

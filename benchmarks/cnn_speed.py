@@ -1,0 +1,126 @@
+"""Training speed: charrec's hand-written-autograd CNN against the same CNN from torch's layers.
+
+    python benchmarks/cnn_speed.py [--conv 5x5x32,3x3x64,3x3x128] [--images 2048]
+                                   [--batch-size 64] [--rounds 7] [--threads N] [--json]
+
+Side by side in one process on the same in-memory data (random 32x32 images, 26 classes), the
+same batch size, the same initial weights, the same optimizer (Adam) and the same shuffled order:
+seconds per training epoch of
+  - charrec: `charrec.conv.CNN` (our Conv2d / MaxPool2d / Flatten / Linear Functions) +
+    `charrec.functions.softmax_cross_entropy`, and
+  - torch:   its twin from `charrec.gradcheck.builtin_equivalent` (nn.Conv2d, nn.MaxPool2d,
+    nn.Linear, ...) + `F.cross_entropy`.
+After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) for several rounds,
+so a busy machine slows both alike. Printed: the median epoch time of each and the ratio
+charrec / torch (target <= 1.5), and the same ratio of the fastest epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from charrec import functions
+from charrec.config import make_config
+from charrec.gradcheck import builtin_equivalent
+from charrec.model import build_model
+
+N_CLASSES, SIZE = 26, 32
+
+
+def make_data(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(n_images, SIZE, SIZE, generator=generator) * 2 - 1
+    labels = torch.randint(0, N_CLASSES, (n_images,), generator=generator)
+    return images, labels
+
+
+class Trainer:
+    """One model + loss + Adam; `epoch(order)` runs one pass of training steps."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, images: torch.Tensor,
+                 labels: torch.Tensor, batch_size: int) -> None:
+        self.model, self.loss_fn = model, loss_fn
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def epoch(self, order: torch.Tensor) -> float:
+        """Seconds for one epoch (the last loss is read, so all work is finished)."""
+        started = time.perf_counter()
+        loss = torch.zeros(())
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size]
+            loss = self.loss_fn(self.model(self.images[index]), self.labels[index])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        loss.item()
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conv", default="5x5x32,3x3x64,3x3x128")
+    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    config = make_config({"arch": "cnn", "conv": args.conv, "norm_size": f"{SIZE},{SIZE}"})
+    torch.manual_seed(0)
+    ours = build_model(config, N_CLASSES)
+    twin = builtin_equivalent(ours)
+    images, labels = make_data(args.images, seed=1)
+    trainers = {
+        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels,
+                           args.batch_size),
+        "torch": Trainer(twin, F.cross_entropy, images, labels, args.batch_size),
+    }
+    generator = torch.Generator().manual_seed(2)
+    for trainer in trainers.values():  # warm-up
+        trainer.epoch(torch.randperm(args.images, generator=generator))
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for round_index in range(args.rounds):
+        order = torch.randperm(args.images, generator=generator)
+        names = list(trainers) if round_index % 2 == 0 else list(trainers)[::-1]
+        for name in names:
+            times[name].append(trainers[name].epoch(order))
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    result = {
+        "conv": args.conv, "images": args.images, "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(), "rounds": args.rounds,
+        "seconds_per_epoch": {name: round(value, 4) for name, value in medians.items()},
+        "samples_per_second": {name: round(args.images / value, 1)
+                               for name, value in medians.items()},
+        "ratio_median": round(medians["charrec"] / medians["torch"], 3),
+        "ratio_fastest": round(min(times["charrec"]) / min(times["torch"]), 3),
+        "all_seconds": {name: [round(value, 4) for value in values]
+                        for name, values in times.items()},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"CNN {args.conv} on {args.images} images 32x32, batch {args.batch_size}, "
+          f"{result['threads']} thread(s), {args.rounds} alternating rounds")
+    for name in trainers:
+        print(f"  {name:8s} median {medians[name]:.3f} s/epoch  "
+              f"({result['samples_per_second'][name]:.0f} samples/s)")
+    print(f"  time ratio charrec / torch: median epochs {result['ratio_median']:.2f}, "
+          f"fastest epochs {result['ratio_fastest']:.2f}  (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
