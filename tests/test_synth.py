@@ -154,3 +154,18 @@ def test_uppercase_only_font_still_renders_lowercase_classes(tmp_path, monkeypat
     monkeypatch.setenv("CHARREC_FONT_DIRS", str(tmp_path))
     manifest = synth.generate_dataset(tmp_path / "letters", per_class=3, workers=1)
     assert manifest["font_families"] == 1
+
+
+def test_every_letter_has_a_pen_drawn_form():
+    import numpy as np
+
+    from charrec.synth_fonts import LETTERS, STROKES, stroke_glyph
+
+    assert set(STROKES) == set(LETTERS)
+    for letter in LETTERS:
+        first, top = stroke_glyph(np.random.default_rng([0, ord(letter)]), letter)
+        again, _ = stroke_glyph(np.random.default_rng([0, ord(letter)]), letter)
+        assert first.dtype == np.uint8 and first.max() == 255 and min(first.shape) >= 3
+        assert np.array_equal(first, again)  # the same generator draws the same letter
+        if letter in UPPERCASE:
+            assert abs(top) < first.shape[0] * 0.3  # capitals start near the cap line
