@@ -131,8 +131,7 @@ def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: st
             top, left = gap + row * (height + gap), gap + col * (width + gap)
             mosaic[top:top + height, left:left + width] = prototypes[row, col]
     figure, axis = plt.subplots(figsize=(0.8 * cols + 1, 0.8 * rows + 1))
-    colours = plt.get_cmap("gray").copy()
-    colours.set_bad("#4060a0")  # the gaps between units
+    colours = plt.get_cmap("gray").with_extremes(bad="#4060a0")  # bad (NaN): between units
     axis.imshow(mosaic, cmap=colours, vmin=-1, vmax=1, interpolation="nearest")
     for index, label in enumerate(labels):
         row, col = divmod(index, cols)
