@@ -139,13 +139,13 @@ def som_command(
     def on_epoch(row: dict[str, float]) -> None:
         if not json_output:
             console.print(f"epoch {row['epoch']:>3}  lr {row['lr']:.4f}  sigma "
-                          f"{row['sigma']:.2f}  max weight change {row['max_weight_change']:.4f}"
-                          f"  quantisation error {row['quantisation_error']:.3f}")
+                          f"{row['sigma']:.2f}  max change {row['max_weight_change']:.4f}  "
+                          f"quantisation error {row['quantisation_error']:.3f}")
 
     if not json_output:
-        console.print(f"SOM {config.grid[0]}x{config.grid[1]} on {min(len(train), max_images or len(train))} "
-                      f"of {len(train)} training images ({size[0]}x{size[1]}); "
-                      f"testing on {len(test)}")
+        n_fit = min(len(train), max_images or len(train))
+        console.print(f"SOM {config.grid[0]}x{config.grid[1]} on {n_fit} of {len(train)} "
+                      f"training images ({size[0]}x{size[1]}); testing on {len(test)}")
     report = fit_and_evaluate(flat(train.images), train.labels.numpy(), flat(test.images),
                               test.labels.numpy(), config, len(CLASSES), max_images, on_epoch)
     labels = ["" if index < 0 else CLASSES[index] for index in report.unit_labels]

@@ -133,10 +133,14 @@ def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: st
     figure, axis = plt.subplots(figsize=(0.8 * cols + 1, 0.8 * rows + 1))
     colours = plt.get_cmap("gray").with_extremes(bad="#4060a0")  # bad (NaN): between units
     axis.imshow(mosaic, cmap=colours, vmin=-1, vmax=1, interpolation="nearest")
+    from matplotlib.patheffects import withStroke
+
+    outline = withStroke(linewidth=2, foreground="black")  # readable on light prototypes too
     for index, label in enumerate(labels):
         row, col = divmod(index, cols)
         axis.text(gap + col * (width + gap) + 0.5, gap + row * (height + gap) + 0.5, label,
-                  color="#ffd040", fontsize=9, fontweight="bold", ha="left", va="top")
+                  color="#ffd040", fontsize=9, fontweight="bold", ha="left", va="top",
+                  path_effects=[outline])
     axis.set_axis_off()
     if title:
         axis.set_title(title)
