@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from charrec import __version__
 from charrec import synth_fonts as fonts
+from charrec.errors import ConfigError, DataError
 from charrec.synth_fonts import find_font_faces, find_fonts
 
 __all__ = ["DEFAULT_PER_CLASS", "find_fonts", "generate_dataset", "render_letters"]
@@ -59,12 +61,12 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
     `per_class` images of each letter are split 80/10/10 into train/validation/test. The images
     and the three label files are byte-identical for a seed, whatever `workers` is.
     """
-    from charrec import __version__
-    from charrec.errors import ConfigError, DataError
-
     out_dir = Path(out_dir)
     if per_class < 3:
         raise ConfigError(f"--per-class must be at least 3 (one image per split), got {per_class}")
+    if len(norm_size) != 2 or min(norm_size) < 4:
+        raise ConfigError(f"--norm-size must be two sizes of at least 4 pixels (H,W), got "
+                          f"{','.join(map(str, norm_size))}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise DataError(f"{out_dir} already exists and is not empty; choose another --out or "
                         f"remove it first")
@@ -79,30 +81,10 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
     (temp_dir / "images").mkdir(parents=True)
     started = time.perf_counter()
     try:
-        chunks = [(start, min(start + CHUNK_SIZE, total))
-                  for start in range(0, total, CHUNK_SIZE)]
         job = (str(temp_dir / "images"), seed, tuple(norm_size), name_width)
-        worker_count = min(workers or os.cpu_count() or 1, len(chunks))
-        done = 0
-        if worker_count <= 1:
-            fonts.use_faces(faces)
-            for start, stop in chunks:
-                done += _render_chunk(job, start, stop)
-                if progress:
-                    progress(done, total)
-        else:
-            pool = ProcessPoolExecutor(worker_count, mp_context=get_context("spawn"),
-                                       initializer=fonts.use_faces, initargs=(faces,))
-            try:
-                futures = [pool.submit(_render_chunk, job, start, stop) for start, stop in chunks]
-                for future in as_completed(futures):
-                    done += future.result()
-                    if progress:
-                        progress(done, total)
-            finally:  # on Ctrl-C or an error, drop the chunks not started instead of waiting
-                pool.shutdown(wait=True, cancel_futures=True)
+        worker_count = _render_all(job, total, faces, workers, progress)
         seconds = time.perf_counter() - started
-        manifest = _write_label_files(temp_dir, per_class, seed, name_width)
+        manifest = _write_label_files(temp_dir, per_class, name_width)
         manifest.update({
             "charrec_version": __version__, "seed": seed, "per_class": per_class,
             "norm_size": list(norm_size), "font_families": len({face.family for face in faces}),
@@ -127,7 +109,34 @@ def split_of(position: int, per_class: int) -> str:
     return "validation" if position < per_class - held_out else "test"
 
 
-def _write_label_files(root: Path, per_class: int, seed: int, name_width: int) -> dict:
+def _render_all(job: tuple, total: int, faces: Sequence[fonts.FontFace], workers: int | None,
+                progress: Callable[[int, int], None] | None) -> int:
+    """Render images 0..total-1 in chunks, in a spawn process pool; returns the worker count."""
+    chunks = [(start, min(start + CHUNK_SIZE, total)) for start in range(0, total, CHUNK_SIZE)]
+    worker_count = min(workers or os.cpu_count() or 1, len(chunks))
+    done = 0
+    if worker_count <= 1:
+        fonts.use_faces(faces)
+        for start, stop in chunks:
+            done += _render_chunk(job, start, stop)
+            if progress:
+                progress(done, total)
+        return 1
+    pool = ProcessPoolExecutor(worker_count, mp_context=get_context("spawn"),
+                               initializer=fonts.use_faces, initargs=(faces,))
+    try:
+        futures = [pool.submit(_render_chunk, job, start, stop) for start, stop in chunks]
+        for future in as_completed(futures):
+            done += future.result()
+            if progress:
+                progress(done, total)
+    finally:  # on Ctrl-C or an error, drop the chunks not started instead of waiting for them
+        pool.shutdown(wait=True, cancel_futures=True)
+    return worker_count
+
+
+def _write_label_files(root: Path, per_class: int, name_width: int) -> dict:
+    """train/validation/test.json ({image name: letter}); returns the counts for the manifest."""
     labels: dict[str, dict[str, str]] = {split: {} for split, _ in SPLITS}
     for index in range(per_class * len(CLASS_LETTERS)):
         position, class_index = divmod(index, len(CLASS_LETTERS))

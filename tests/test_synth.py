@@ -99,9 +99,12 @@ def test_progress_reaches_the_total(tmp_path):
     assert calls[-1] == (78, 78) and all(done <= total for done, total in calls)
 
 
-def test_too_few_per_class_is_a_user_error(tmp_path):
+def test_bad_sizes_are_user_errors(tmp_path):
     with pytest.raises(CharrecError, match="per-class"):
         synth.generate_dataset(tmp_path / "letters", per_class=2)
+    with pytest.raises(CharrecError, match="norm-size"):
+        synth.generate_dataset(tmp_path / "letters", per_class=3, norm_size=(2, 32))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_fonts_is_a_data_error(tmp_path, monkeypatch):
