@@ -2,17 +2,18 @@
 
 Notation as in `charrec.functions`: `g` is dL/d(output), `x` the input [B, C, H, W], `W` the
 filters [O, C, kh, kw], `b` the bias [O]. A convolution with 'same' padding and stride 1 is a
-matrix product once every kh x kw patch of x is laid out as a column ("im2col", `F.unfold`):
+matrix product once every kh x kw patch of x is laid out as a column ("im2col", built from
+`Tensor.unfold`; the same layout as `F.unfold`):
 
-    X = unfold(x)                 [B, C*kh*kw, H*W]   one column per output pixel
+    X = im2col(x)                 [B, C*kh*kw, H*W]   one column per output pixel
     y = W2 X + b                  [B, O, H*W]         W2 = W viewed as [O, C*kh*kw]
 
 so its backward is the Linear backward applied per pixel, and the input gradient is the columns'
-gradient added back onto the pixels they were cut from ("col2im", `F.fold`, the adjoint of
-unfold):
+gradient added back onto the pixels they were cut from ("col2im", the adjoint of im2col, what
+`F.fold` does):
 
     dL/dW2 = sum over batch and pixels of g X^T,   dL/db = g summed over batch and pixels,
-    dL/dX  = W2^T g,                               dL/dx = fold(dL/dX).
+    dL/dX  = W2^T g,                               dL/dx = col2im(dL/dX).
 
 A CNN is `[Conv2d -> activation -> MaxPool2d 2x2/2] * n -> Flatten -> Linear` (charrec's own
 `Linear`); `build_cnn(config, n_classes)` makes one from `--conv 5x5x20,3x3x30`.
@@ -37,31 +38,58 @@ if TYPE_CHECKING:
 POOL_SIZE = 2
 
 
+def im2col(x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
+    """Every kh x kw patch of x ('same' zero padding) as a column: [B, C*kh*kw, H*W], the
+    layout of `F.unfold`. `Tensor.unfold` gives the patches as a view of the padded image
+    [B, C, H, W, kh, kw]; one reshape copies them into place (several times faster than
+    `F.unfold` on CPU)."""
+    batch, channels, height, width = x.shape
+    kernel_h, kernel_w = kernel
+    padded = F.pad(x, (kernel_w // 2, kernel_w // 2, kernel_h // 2, kernel_h // 2))
+    patches = padded.unfold(2, kernel_h, 1).unfold(3, kernel_w, 1)
+    return patches.permute(0, 1, 4, 5, 2, 3).reshape(batch, channels * kernel_h * kernel_w,
+                                                     height * width)
+
+
+def col2im(columns: torch.Tensor, image_shape: torch.Size, kernel: tuple[int, int]
+           ) -> torch.Tensor:
+    """The adjoint of `im2col` (what `F.fold` does): each column entry is added back onto the
+    pixel it was cut from. One slice-add per kernel offset (dy, dx)."""
+    batch, channels, height, width = image_shape
+    kernel_h, kernel_w = kernel
+    per_offset = columns.view(batch, channels, kernel_h, kernel_w, height, width)
+    padded = columns.new_zeros(batch, channels, height + kernel_h - 1, width + kernel_w - 1)
+    for dy in range(kernel_h):
+        for dx in range(kernel_w):
+            padded[:, :, dy:dy + height, dx:dx + width] += per_offset[:, :, dy, dx]
+    top, left = kernel_h // 2, kernel_w // 2
+    return padded[:, :, top:top + height, left:left + width]
+
+
 class Conv2dFunction(Function):
     """2-D convolution (cross-correlation, as in torch), stride 1, 'same' zero padding for odd
     kernels: y[b, o] = sum_c W[o, c] * x[b, c] + b[o], output H x W like the input.
 
-    Forward with columns X = unfold(x) [B, C*kh*kw, H*W] and W2 = W.view(O, -1):
+    Forward with columns X = im2col(x) [B, C*kh*kw, H*W] and W2 = W.view(O, -1):
         y = W2 X + b
     Backward:
         dL/dW = sum_b g_b X_b^T   (viewed back as [O, C, kh, kw])
         dL/db = sum of g over batch, rows and columns
-        dL/dx = fold(W2^T g)      (each column's gradient added back where it was cut from)
+        dL/dx = col2im(W2^T g)    (each column's gradient added back where it was cut from)
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         batch, _, height, width = x.shape
         out_channels, _, kernel_h, kernel_w = weight.shape
-        padding = (kernel_h // 2, kernel_w // 2)
-        columns = F.unfold(x, (kernel_h, kernel_w), padding=padding)  # [B, C*kh*kw, H*W]
+        columns = im2col(x, (kernel_h, kernel_w))  # [B, C*kh*kw, H*W]
         # one W2 per image as a stride-0 view: bmm reads `columns` in place (no transposed copy)
         weight_matrix = weight.reshape(out_channels, -1).expand(batch, -1, -1)
         y = torch.bmm(weight_matrix, columns)  # [B, O, H*W]
         if bias is not None:
             y += bias.view(1, -1, 1)  # y is a fresh tensor: adding in place saves a copy
         ctx.save_for_backward(columns, weight)
-        ctx.has_bias, ctx.image_size, ctx.padding = bias is not None, (height, width), padding
+        ctx.has_bias, ctx.input_shape = bias is not None, x.shape
         return y.view(batch, out_channels, height, width)
 
     @staticmethod
@@ -73,8 +101,7 @@ class Conv2dFunction(Function):
         if ctx.needs_input_grad[0]:
             weight_t = weight.reshape(out_channels, -1).t().contiguous()  # W2^T [C*kh*kw, O]
             grad_columns = torch.bmm(weight_t.expand(g.shape[0], -1, -1), g_matrix)
-            grad_x = F.fold(grad_columns, ctx.image_size, (kernel_h, kernel_w),
-                            padding=ctx.padding)
+            grad_x = col2im(grad_columns, ctx.input_shape, (kernel_h, kernel_w))
         if ctx.needs_input_grad[1]:
             grad_weight = torch.bmm(g_matrix, columns.transpose(1, 2)).sum(dim=0).view_as(weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:

@@ -81,6 +81,16 @@ def test_conv2d_skips_the_image_gradient_nobody_asked_for() -> None:
     assert images.grad is None and weight.grad is not None
 
 
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (1, 1), (3, 5)])
+def test_im2col_and_col2im_equal_f_unfold_and_f_fold(kernel: tuple[int, int]) -> None:
+    x = torch.randn(2, 3, 7, 6, generator=torch.Generator().manual_seed(16))
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    columns = conv.im2col(x, kernel)
+    assert torch.equal(columns, F.unfold(x, kernel, padding=padding))
+    torch.testing.assert_close(conv.col2im(columns, x.shape, kernel),
+                               F.fold(columns, (7, 6), kernel, padding=padding))
+
+
 # ------------------------------------------------------------------------------- MaxPool2d
 
 
