@@ -3,6 +3,8 @@ architecture; training, testing and predicting with `--arch cnn` through the CLI
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -220,8 +222,6 @@ def test_cli_train_cnn_then_test_and_predict_from_the_checkpoint(course_dataset,
 
     tested = runner.invoke(app, ["test", "--model", str(out), "--json"])
     assert tested.exit_code == 0, tested.output
-    import json
-
     summary = json.loads(tested.stdout)
     assert summary["n_images"] == 26 * 2  # the fixture puts 2 images per letter in test
     assert summary["accuracy"] > 0.3  # chance is 1/26
@@ -242,3 +242,16 @@ def test_cli_train_with_colour_channels_is_one_clear_error(course_dataset, tmp_p
     assert result.exit_code == 1
     assert "grayscale (1 channel)" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_cli_sweep_over_conv_layouts(course_dataset, tmp_path) -> None:
+    sweep_file = tmp_path / "convs.yaml"
+    sweep_file.write_text("name: convs\nbase:\n  arch: cnn\n  epochs: 1\n  augment: false\n"
+                          "grid:\n  conv: ['3x3x4', '5x5x4,3x3x8']\n")
+    out_dir = tmp_path / "run"
+    result = runner.invoke(app, ["sweep", str(sweep_file), "--data-dir", str(course_dataset),
+                                 "--out-dir", str(out_dir), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
+    assert sorted(str(row["config"]["conv"]) for row in rows) == [
+        "[[3, 3, 4]]", "[[5, 5, 4], [3, 3, 8]]"]
