@@ -1,12 +1,16 @@
 """Does `charrec sweep --jobs 2` beat `--jobs 1`? Times the same 10-trial sweep both ways.
 
-    python benchmarks/sweep_speed.py [--data-dir DIR] [--epochs E] [--rounds R]
+    python benchmarks/sweep_speed.py [--data-dir DIR] [--epochs E] [--rounds R] [--single-thread]
 
 Each run is the real command (`python -m charrec sweep FILE --jobs N` in a subprocess, so
 worker start-up and image decoding are counted as a user sees them), on the same data with the
 same seeds. Rounds alternate the order (1 then 2, 2 then 1, ...) so that a change in the load of
 a shared machine does not favour one side. Prints each time, the ratio jobs1 / jobs2, the load
-average around each run, and whether both gave identical results (they should: same seeds).
+average around each run, and whether all runs gave identical results (they should: same seeds).
+
+`--jobs 1` gives its one trial all the cores' threads (cores // jobs). `--single-thread` also
+times `--jobs 1 --threads 1`, which separates the gain of running trials in parallel from the
+cost of one trial's threads competing for busy cores.
 """
 
 from __future__ import annotations
@@ -40,9 +44,9 @@ repeats: 2
 """
 
 
-def run_sweep(config: Path, jobs: int, out_dir: Path) -> float:
+def run_sweep(config: Path, options: list[str], out_dir: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "charrec", "sweep", str(config), "--jobs", str(jobs),
+    subprocess.run([sys.executable, "-m", "charrec", "sweep", str(config), *options,
                     "--out-dir", str(out_dir), "--keep", "none"],
                    check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -60,33 +64,40 @@ def main() -> None:
                         help="dataset (the built-in letters are generated there if missing)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per trial")
     parser.add_argument("--rounds", type=int, default=1, help="pairs of runs (orders alternate)")
+    parser.add_argument("--single-thread", action="store_true",
+                        help="also time --jobs 1 --threads 1")
     args = parser.parse_args()
     if not args.data_dir.exists():
         subprocess.run([sys.executable, "-m", "charrec", "data", "synth", "--out",
                         str(args.data_dir)], check=True, cwd=REPO)
-    times: dict[int, list[float]] = {1: [], 2: []}
-    same = True
+    contenders = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"]}
+    if args.single_thread:
+        contenders["--jobs 1 --threads 1"] = ["--jobs", "1", "--threads", "1"]
+    times: dict[str, list[float]] = {label: [] for label in contenders}
+    outcomes = []
     print(f"{os.cpu_count()} cores; 10 trials of {args.epochs} epochs on {args.data_dir}")
     with tempfile.TemporaryDirectory() as temp:
         config = Path(temp) / "speed.yaml"
         config.write_text(SWEEP.format(data_dir=args.data_dir.resolve(), epochs=args.epochs))
         for round_index in range(args.rounds):
-            order = (1, 2) if round_index % 2 == 0 else (2, 1)
-            outcome = {}
-            for jobs in order:
-                out_dir = Path(temp) / f"run-{round_index}-jobs{jobs}"
+            order = list(contenders) if round_index % 2 == 0 else list(contenders)[::-1]
+            for label in order:
+                out_dir = Path(temp) / f"run-{round_index}-{len(outcomes)}"
                 load_before = os.getloadavg()[0]
-                seconds = run_sweep(config, jobs, out_dir)
-                times[jobs].append(seconds)
-                outcome[jobs] = results(out_dir)
-                print(f"round {round_index + 1}: --jobs {jobs}: {seconds:6.1f} s "
+                seconds = run_sweep(config, contenders[label], out_dir)
+                times[label].append(seconds)
+                outcomes.append(results(out_dir))
+                print(f"round {round_index + 1}: {label:<22} {seconds:7.1f} s "
                       f"(1-min load average {load_before:.1f} before, "
                       f"{os.getloadavg()[0]:.1f} after)", flush=True)
-            same &= outcome[1] == outcome[2]
-    one, two = statistics.median(times[1]), statistics.median(times[2])
-    print(f"--jobs 1: {one:.1f} s   --jobs 2: {two:.1f} s   speed-up jobs1/jobs2: "
-          f"{one / two:.2f}x (median of {args.rounds} round(s))")
-    print(f"identical results with 1 and 2 jobs: {'yes' if same else 'NO'}")
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    print(f"median of {args.rounds} round(s): " +
+          "   ".join(f"{label}: {seconds:.1f} s" for label, seconds in medians.items()))
+    for label, seconds in medians.items():
+        if label != "--jobs 2":
+            print(f"speed-up of --jobs 2 over {label}: {seconds / medians['--jobs 2']:.2f}x")
+    same = all(outcome == outcomes[0] for outcome in outcomes)
+    print(f"identical results in every run: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":
