@@ -74,9 +74,13 @@ def train(
     out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. (default: saved_models/recognition.pth)")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch. One is fastest for these small networks on a busy machine: extra threads spin-wait.")] = 1,
     debug: Debug = False,
 ) -> None:
     """Train a network and save the epoch with the best validation accuracy."""
+    import torch
+
+    torch.set_num_threads(threads)
     from charrec.config import load_train_yaml, make_config
 
     flags = {

@@ -23,7 +23,7 @@ import torch
 
 from charrec import CLASSES
 from charrec.errors import DataError, ImageError
-from charrec.preprocess import IMAGE_SUFFIXES, load_image
+from charrec.preprocess import IMAGE_SUFFIXES, load_gray, normalise
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -165,7 +165,7 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
 
     def load(path: Path) -> torch.Tensor | ImageError:
         try:
-            return load_image(path, norm_size)
+            return load_gray(path, norm_size)
         except ImageError as error:
             return error
 
@@ -176,8 +176,8 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
     if errors and strict:
         raise DataError(_summarise([reason for _, reason in errors], "images could not be read"))
     ok = [not isinstance(result, ImageError) for result in results]
-    tensors = [result for result in results if not isinstance(result, ImageError)]
-    images = torch.stack(tensors) if tensors else torch.empty(0, *norm_size)
+    pixels = [result for result in results if not isinstance(result, ImageError)]
+    images = normalise(torch.stack(pixels)) if pixels else torch.empty(0, *norm_size)
     return images, ok, errors
 
 

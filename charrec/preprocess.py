@@ -69,32 +69,49 @@ def to_grayscale(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
-def preprocess(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
-    """PIL image -> float32 tensor [H, W] in [-1, 1], light letter on dark background."""
+def resize_gray(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
+    """The per-image step: any PIL image -> grayscale resized to (H, W), uint8 tensor [H, W]."""
     height, width = norm_size
     gray = to_grayscale(image).resize((width, height), Image.Resampling.BILINEAR)
-    pixels = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-    values = pixels.view(height, width).to(torch.float32)
-    low, high = values.min(), values.max()
+    return torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).view(height, width)
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """The batched step: gray images [N, H, W] (uint8) -> float32 in [-1, 1], each contrast
+    stretched to its full range and turned light-letter-on-dark when its border (mostly
+    background) is lighter than its mean."""
+    values = pixels.to(torch.float32)
+    low = values.amin(dim=(1, 2), keepdim=True)
+    high = values.amax(dim=(1, 2), keepdim=True)
     values = (values - low) / (high - low).clamp_min(1.0)  # contrast stretch to [0, 1]
-    if _border_mean(values) > values.mean():  # background lighter than the letter: invert
-        values = 1.0 - values
+    invert = _border_mean(values) > values.mean(dim=(1, 2))
+    values = torch.where(invert.view(-1, 1, 1), 1.0 - values, values)
     return values * 2.0 - 1.0
 
 
+def preprocess(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
+    """PIL image -> float32 tensor [H, W] in [-1, 1], light letter on dark background."""
+    return normalise(resize_gray(image, norm_size).unsqueeze(0))[0]
+
+
 def _border_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean of the outer ring of pixels (1/8 of each side, at least 1): mostly background."""
-    height, width = values.shape
+    """Mean of each image's outer ring of pixels (1/8 of each side, at least 1) -> [N]."""
+    height, width = values.shape[1:]
     rows, cols = max(1, height // 8), max(1, width // 8)
-    mask = torch.ones_like(values, dtype=torch.bool)
+    mask = torch.ones(height, width, dtype=torch.bool)
     mask[rows:height - rows, cols:width - cols] = False
-    return values[mask].mean()
+    return values[:, mask].mean(dim=1)
+
+
+def load_gray(path: str | Path, norm_size: tuple[int, int]) -> torch.Tensor:
+    """Read one image file -> uint8 [H, W] (the part of `load_image` done per image)."""
+    image = open_image(path)
+    try:
+        return resize_gray(image, norm_size)
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{path}: cannot convert image ({error})") from None
 
 
 def load_image(path: str | Path, norm_size: tuple[int, int]) -> torch.Tensor:
-    """Read and preprocess one image file."""
-    image = open_image(path)
-    try:
-        return preprocess(image, norm_size)
-    except (OSError, ValueError) as error:
-        raise ImageError(f"{path}: cannot convert image ({error})") from None
+    """Read and preprocess one image file -> float32 [H, W] in [-1, 1]."""
+    return normalise(load_gray(path, norm_size).unsqueeze(0))[0]
