@@ -8,11 +8,16 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from charrec import CLASSES
 
 FONT_SIZE = 22
+
+# One torch thread, as `charrec train` uses by default: the networks in the tests are small, and
+# on a 2-core machine a second thread mostly spin-waits (tests ran several times slower with it).
+torch.set_num_threads(1)
 
 
 def _font(size: int = FONT_SIZE) -> ImageFont.ImageFont:

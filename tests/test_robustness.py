@@ -49,8 +49,11 @@ def start_training(data_dir: Path, out: Path, epochs: int = 400) -> subprocess.P
     command = [sys.executable, "-m", "charrec", "train", "--data-dir", str(data_dir),
                "--epochs", str(epochs), "--out", str(out), "--hidden", "512,512",
                "--batch-size", "16"]
+    # A background job of a non-interactive shell inherits SIGINT ignored; Python then installs
+    # no KeyboardInterrupt handler. Give the child the default disposition, as a terminal would.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_epochs(process: subprocess.Popen, count: int, timeout: float = 120) -> str:
