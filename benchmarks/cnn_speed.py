@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from side_by_side import Trainer
 
 from charrec import functions
 from charrec.config import make_config
@@ -40,29 +38,6 @@ def make_data(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.rand(n_images, SIZE, SIZE, generator=generator) * 2 - 1
     labels = torch.randint(0, N_CLASSES, (n_images,), generator=generator)
     return images, labels
-
-
-class Trainer:
-    """One model + loss + Adam; `epoch(order)` runs one pass of training steps."""
-
-    def __init__(self, model: nn.Module, loss_fn: Callable, images: torch.Tensor,
-                 labels: torch.Tensor, batch_size: int) -> None:
-        self.model, self.loss_fn = model, loss_fn
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def epoch(self, order: torch.Tensor) -> float:
-        """Seconds for one epoch (the last loss is read, so all work is finished)."""
-        started = time.perf_counter()
-        loss = torch.zeros(())
-        for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
-            loss = self.loss_fn(self.model(self.images[index]), self.labels[index])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-        loss.item()
-        return time.perf_counter() - started
 
 
 def main() -> None:

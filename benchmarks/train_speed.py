@@ -22,10 +22,10 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from side_by_side import Trainer
 from torch import nn
 
 from charrec import functions
@@ -59,36 +59,15 @@ def torch_twin(model: MLP) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class Trainer:
-    """One model + loss + Adam; `epoch(order)` runs one pass of training steps."""
-
-    def __init__(self, model: nn.Module, loss_fn: Callable, images: torch.Tensor,
-                 labels: torch.Tensor, batch_size: int) -> None:
-        self.model, self.loss_fn = model, loss_fn
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-
-    def epoch(self, order: torch.Tensor) -> float:
-        """Seconds for one epoch (the last batch's loss is read, so all work is finished)."""
-        started = time.perf_counter()
-        loss = torch.zeros(())
-        for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
-            loss = self.loss_fn(self.model(self.images[index]), self.labels[index])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-        loss.item()
-        return time.perf_counter() - started
-
-
 def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
     images, labels = make_data(N_IMAGES, seed=0)
     torch.manual_seed(0)
     ours = MLP(SIZE * SIZE, N_CLASSES, (hidden,), act="relu")
     trainers = {
-        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size),
-        "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size),
+        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size,
+                           lr=2e-3),
+        "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size,
+                         lr=2e-3),
     }
     generator = torch.Generator().manual_seed(1)
     for trainer in trainers.values():  # warm-up
