@@ -164,8 +164,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
 
     data_dir = Path(config.data_dir)
     ensure_data(data_dir)
-    if config.augment is None:
-        config = config_module.replace(config, augment=(data_dir / "manifest.json").is_file())
+    config = config_module.resolve_augment(config)
     with console.status(f"Reading images from {data_dir} ..."):
         data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
     sizes = ", ".join(f"{split} {len(letters)}" for split, letters in data.items())

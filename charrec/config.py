@@ -357,6 +357,14 @@ def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
     return make_config(values)
 
 
+
+def resolve_augment(config: TrainConfig) -> TrainConfig:
+    """`augment: auto` (None) means on for the built-in letters: a data folder whose
+    manifest.json was written by `charrec data synth`."""
+    if config.augment is not None:
+        return config
+    return replace(config, augment=(Path(config.data_dir) / "manifest.json").is_file())
+
 # ---------------------------------------------------------------- YAML files
 
 

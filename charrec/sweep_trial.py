@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from charrec.config import resolve_augment
 from charrec.errors import CharrecError, TrainingDiverged
 from charrec.sweep_config import Trial, trial_config
 
@@ -82,16 +83,6 @@ def _load_data_file(path: str | Path) -> dict[str, Any]:
     return {split: LetterData(entry["images"], entry["labels"], entry["paths"],
                               [tuple(item) for item in entry["skipped"]])
             for split, entry in plain.items()}
-
-
-def resolve_augment(config: Any) -> Any:
-    """`augment: auto` means on for the built-in letters (a folder with a manifest.json), as in
-    `charrec train`."""
-    from charrec.config import replace
-
-    if config.augment is not None:
-        return config
-    return replace(config, augment=(Path(config.data_dir) / "manifest.json").is_file())
 
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
