@@ -6,9 +6,9 @@
 Side by side in one process on the same in-memory data (random 32x32 images, 26 classes), the
 same batch size, the same initial weights, the same optimizer (Adam) and the same shuffled order:
 seconds per training epoch of
-  - charrec: `charrec.conv.CNN` (our Conv2d / MaxPool2d / Flatten / Linear Functions) +
-    `charrec.functions.softmax_cross_entropy`, and
-  - torch:   its twin from `charrec.gradcheck.builtin_equivalent` (nn.Conv2d, nn.MaxPool2d,
+  - charrec: `charrec.nn.conv.CNN` (our Conv2d / MaxPool2d / Flatten / Linear Functions) +
+    `charrec.nn.functions.softmax_cross_entropy`, and
+  - torch:   its twin from `charrec.nn.gradcheck.builtin_equivalent` (nn.Conv2d, nn.MaxPool2d,
     nn.Linear, ...) + `F.cross_entropy`.
 After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) for several rounds,
 so a busy machine slows both alike. Printed: the median epoch time of each and the ratio
@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from side_by_side import Trainer
 
-from charrec import functions
+from charrec.nn import functions
 from charrec.config import make_config
-from charrec.gradcheck import builtin_equivalent
-from charrec.model import build_model
+from charrec.nn.gradcheck import builtin_equivalent
+from charrec.nn.model import build_model
 
 N_CLASSES, SIZE = 26, 32
 

@@ -43,7 +43,7 @@ def main() -> None:
         sys.exit(f"{args.realdev}: no such folder; pass --realdev DIR (one sub-folder per letter)")
 
     from charrec.checkpoint import load_model
-    from charrec.data import load_split
+    from charrec.data.loading import load_split
     from charrec.train import evaluate
 
     with tempfile.TemporaryDirectory(prefix="charrec-realdev-") as temp:

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from charrec import synth
-from charrec.synth_fonts import find_font_faces
+from charrec.data import synth
+from charrec.data.fonts import find_font_faces
 
 
 def main() -> None:
@@ -49,9 +49,9 @@ def main() -> None:
 def time_augmentation(repeats: int = 200) -> None:
     import torch
 
-    from charrec.augment import augment_batch
+    from charrec.data.augment import augment_batch
     from charrec.config import make_config
-    from charrec.model import build_model
+    from charrec.nn.model import build_model
     from charrec.train import loss_function, make_optimizer
 
     config = make_config({})

@@ -6,7 +6,7 @@
 Part 1, side by side in one process on the same in-memory data (4096 random 32x32 images, 26
 classes), the same batch size, the same initial weights, the same optimizer (Adam) and the same
 shuffled order: samples/s of one training epoch of
-  - charrec: `charrec.model.MLP` + `charrec.functions.softmax_cross_entropy`, and
+  - charrec: `charrec.nn.model.MLP` + `charrec.nn.functions.softmax_cross_entropy`, and
   - torch:   `nn.Linear`/`nn.ReLU` + `F.cross_entropy`.
 After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) for several rounds,
 so a busy machine slows both alike; the medians and their ratio (target >= 0.95) are printed,
@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from side_by_side import Trainer
 from torch import nn
 
-from charrec import functions
+from charrec.nn import functions
 from charrec.config import make_config
-from charrec.data import LetterData
-from charrec.model import MLP, Linear
+from charrec.data.loading import LetterData
+from charrec.nn.model import MLP, Linear
 from charrec.train import train
 
 N_IMAGES, N_CLASSES, SIZE = 4096, 26, 32

@@ -114,7 +114,7 @@ def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
     """Rebuild the network from a checkpoint alone -> (model in eval mode, config, checkpoint)."""
-    from charrec.model import build_model
+    from charrec.nn.model import build_model
 
     checkpoint = load_checkpoint(path)
     config = checkpoint_config(checkpoint, path)

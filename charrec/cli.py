@@ -138,7 +138,7 @@ def ensure_data(data_dir: Path) -> None:
         return
     from rich.progress import Progress
 
-    from charrec import synth
+    from charrec.data import synth
 
     console.print(f"No dataset at {data_dir}: generating the built-in synthetic letters there.")
     with Progress(console=console, transient=True) as progress:
@@ -158,7 +158,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
 
     from charrec import config as config_module
     from charrec.checkpoint import make_checkpoint, save_checkpoint
-    from charrec.data import load_splits
+    from charrec.data.loading import load_splits
     from charrec.report import plot_training_curves
     from charrec.train import Callbacks, train
 
@@ -174,7 +174,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
         first = next(letters.skipped[0] for letters in data.values() if letters.skipped)
         console.print(f"[yellow]Warning:[/yellow] skipped {skipped} unreadable images "
                       f"(first: {first[1]}); use --strict to fail instead", soft_wrap=True)
-    from charrec.summary import architecture_line
+    from charrec.nn.summary import architecture_line
 
     console.print(f"Model: {architecture_line(config)}  loss={config.loss} "
                   f"act={config.act}  optim={config.optim} lr={config.lr:g}  "
@@ -233,7 +233,7 @@ def test(
 ) -> None:
     """Measure a saved model's accuracy on a dataset split."""
     from charrec.checkpoint import load_model
-    from charrec.data import detect_layout, load_split
+    from charrec.data.loading import detect_layout, load_split
     from charrec.report import confused_pairs, per_class_table, plot_confusion
     from charrec.train import evaluate
 
@@ -282,7 +282,7 @@ def test(
 
 
 def _expand_image_paths(paths: list[Path]) -> list[Path]:
-    from charrec.preprocess import IMAGE_SUFFIXES
+    from charrec.data.preprocess import IMAGE_SUFFIXES
 
     expanded: list[Path] = []
     for path in paths:
@@ -314,8 +314,8 @@ def predict(
 
     from charrec.checkpoint import load_model
     from charrec.errors import ImageError
-    from charrec.functions import softmax
-    from charrec.preprocess import load_image
+    from charrec.nn.functions import softmax
+    from charrec.data.preprocess import load_image
     from charrec.train import predict_logits
 
     network, config, checkpoint = load_model(model)

@@ -29,7 +29,7 @@ def synth_command(
     """Render the built-in synthetic letters (A-Z, a-z) into the course layout."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from charrec import synth
+    from charrec.data import synth
     from charrec.config import PARSERS
 
     size = PARSERS["norm_size"](norm_size)
@@ -60,8 +60,8 @@ def stats_command(
     from rich.table import Table
 
     from charrec import CLASSES
-    from charrec.data import SPLITS, detect_layout
-    from charrec.datasets import split_counts
+    from charrec.data.loading import SPLITS, detect_layout
+    from charrec.data.importing import split_counts
 
     layout = detect_layout(data_dir)
     counts = split_counts(data_dir, seed)
@@ -96,7 +96,7 @@ def show_command(
 ) -> None:
     """Draw a contact sheet (grid of random images with their labels) to look at a dataset."""
     from charrec.config import PARSERS
-    from charrec.datasets import contact_sheet
+    from charrec.data.importing import contact_sheet
 
     size = PARSERS["norm_size"](norm_size)
     name = "contact_sheet_preprocessed.png" if preprocessed else "contact_sheet.png"
@@ -123,7 +123,7 @@ def import_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from charrec.config import PARSERS
-    from charrec.datasets import import_dataset
+    from charrec.data.importing import import_dataset
 
     size = PARSERS["norm_size"](norm_size) if norm_size else None
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -1,7 +1,7 @@
 """`charrec sweep FILE`: run a YAML experiment (grid or random search) and report it.
 
-Parsing lives in `charrec.sweep_config`, running and the run folder in `charrec.sweep`, where
-trials run in `charrec.executors`, tables and plots in `charrec.sweep_report`; this module only
+Parsing lives in `charrec.sweep.spec`, running and the run folder in `charrec.sweep.runner`, where
+trials run in `charrec.sweep.executors`, tables and plots in `charrec.sweep.report`; this module only
 wires them to options and a live progress display.
 """
 
@@ -48,9 +48,9 @@ def sweep_command(
     debug: Debug = False,
 ) -> None:
     """Run a sweep: train every trial of a YAML grid or random search, then show the table."""
-    from charrec.sweep import KEEP_CHOICES, RunFolder, default_run_dir
-    from charrec.sweep_config import expand, load_sweep
-    from charrec.sweep_report import trials_table
+    from charrec.sweep.runner import KEEP_CHOICES, RunFolder, default_run_dir
+    from charrec.sweep.spec import expand, load_sweep
+    from charrec.sweep.report import trials_table
 
     if keep not in KEEP_CHOICES:
         raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
@@ -94,10 +94,10 @@ def _run_and_report(folder: Any, spec: Any, trials: list, jobs: int, threads: in
         TimeElapsedColumn,
     )
 
-    from charrec.executors import make_executor
-    from charrec.sweep import run_sweep
-    from charrec.sweep_report import print_results, progress_info, trial_line, write_plots
-    from charrec.sweep_results import best_point, summarise
+    from charrec.sweep.executors import make_executor
+    from charrec.sweep.runner import run_sweep
+    from charrec.sweep.report import print_results, progress_info, trial_line, write_plots
+    from charrec.sweep.results import best_point, summarise
 
     executor = make_executor(jobs, threads)
     console.print(f"Sweep {spec.name}: {len(trials)} trials, {jobs} at a time "

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from charrec import functions
+from charrec.nn import functions
 from charrec.config import TrainConfig
-from charrec.data import LetterData
+from charrec.data.loading import LetterData
 from charrec.errors import ConfigError, DataError, TrainingDiverged
-from charrec.model import build_model
+from charrec.nn.model import build_model
 
 
 def set_seed(seed: int) -> None:
@@ -161,7 +161,7 @@ class TrainResult:
 def _augmenter(config: TrainConfig) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     if not config.augment:
         return lambda images, generator: images
-    from charrec.augment import augment_batch
+    from charrec.data.augment import augment_batch
 
     return augment_batch
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: small letter datasets drawn with Pillow (independent of charrec.synth), so the
+"""Shared fixtures: small letter datasets drawn with Pillow (independent of charrec.data.synth), so the
 core tests do not depend on the built-in generator."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from charrec.augment import augment_batch
+from charrec.data.augment import augment_batch
 
 
 def _letters(count: int = 16, size: int = 32) -> torch.Tensor:

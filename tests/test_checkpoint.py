@@ -22,7 +22,7 @@ from charrec.checkpoint import (
 from charrec.cli import app
 from charrec.config import make_config
 from charrec.errors import CheckpointError
-from charrec.model import build_model
+from charrec.nn.model import build_model
 
 
 def _checkpoint(seed: int = 0, **options) -> tuple[dict, torch.nn.Module]:

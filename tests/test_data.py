@@ -14,7 +14,7 @@ from conftest import draw_letter
 from PIL import Image, ImageOps
 
 from charrec import CLASSES
-from charrec.data import (
+from charrec.data.loading import (
     detect_layout,
     label_index,
     list_split,
@@ -23,7 +23,7 @@ from charrec.data import (
     split_stratified,
 )
 from charrec.errors import DataError, ImageError
-from charrec.preprocess import load_image, preprocess
+from charrec.data.preprocess import load_image, preprocess
 
 NORM_SIZE = (32, 32)
 

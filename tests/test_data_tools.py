@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from charrec import CLASSES
 from charrec.cli import app
-from charrec.contact_sheet import CAPTION_HEIGHT, GAP, HEADER_HEIGHT, grid_shape, sheet_size
-from charrec.data import SPLITS, load_split, load_splits
-from charrec.datasets import import_dataset
-from charrec.emnist import find_idx_pairs
+from charrec.data.contact_sheet import CAPTION_HEIGHT, GAP, HEADER_HEIGHT, grid_shape, sheet_size
+from charrec.data.loading import SPLITS, load_split, load_splits
+from charrec.data.importing import import_dataset
+from charrec.data.emnist import find_idx_pairs
 from charrec.errors import DataError
-from charrec.preprocess import load_image
+from charrec.data.preprocess import load_image
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck
 
-from charrec import functions
-from charrec.functions import (
+from charrec.nn import functions
+from charrec.nn.functions import (
     LinearFunction,
     ReLUFunction,
     SigmoidFunction,

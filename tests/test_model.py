@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrec import functions
+from charrec.nn import functions
 from charrec.config import make_config
 from charrec.errors import ConfigError
-from charrec.model import MLP, Activation, Linear, build_model, count_parameters
+from charrec.nn.model import MLP, Activation, Linear, build_model, count_parameters
 
 
 def _linears(model: nn.Module) -> list[Linear]:

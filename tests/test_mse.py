@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck
 from typer.testing import CliRunner
 
-from charrec import functions
+from charrec.nn import functions
 from charrec.cli import app
-from charrec.functions import SoftmaxMSEFunction
+from charrec.nn.functions import SoftmaxMSEFunction
 
 runner = CliRunner()
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from charrec.checkpoint import load_checkpoint
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.data import load_splits
+from charrec.data.loading import load_splits
 from charrec.errors import DataError, TrainingDiverged
 from charrec.train import train
 

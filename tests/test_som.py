@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from charrec import som
+from charrec.nn import som
 from charrec.cli import app
 from charrec.errors import ConfigError
 
@@ -88,7 +88,7 @@ def test_block_batched_training_equals_the_one_image_at_a_time_rule(monkeypatch,
 
 
 def _letter_images(course_dataset, size=(16, 16)):
-    from charrec.data import load_splits
+    from charrec.data.loading import load_splits
 
     data = load_splits(course_dataset, size, splits=("train", "test"))
     return ({split: letters.images.reshape(len(letters), -1).numpy()

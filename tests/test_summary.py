@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.model import build_model, count_parameters
-from charrec.summary import LayerRow, architecture_line, summarise_config, total_params
+from charrec.nn.model import build_model, count_parameters
+from charrec.nn.summary import LayerRow, architecture_line, summarise_config, total_params
 
 runner = CliRunner()
 

@@ -17,15 +17,15 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from charrec import sweep_trial
+from charrec.sweep import trial as sweep_trial
 from charrec import train as train_module
 from charrec.cli import app
 from charrec.config import load_train_yaml, make_config
 from charrec.errors import ConfigError
-from charrec.executors import InlineExecutor
-from charrec.sweep import RunFolder, run_sweep
-from charrec.sweep_config import expand, load_sweep, points, sweep_from_dict
-from charrec.sweep_trial import load_trial_data, save_data_file
+from charrec.sweep.executors import InlineExecutor
+from charrec.sweep.runner import RunFolder, run_sweep
+from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
+from charrec.sweep.trial import load_trial_data, save_data_file
 
 runner = CliRunner()
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

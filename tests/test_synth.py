@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from charrec import synth
+from charrec.data import synth
 from charrec.errors import CharrecError, DataError
-from charrec.synth_fonts import LOWERCASE, UPPERCASE, default_font_dirs, drawn_letters, find_fonts
+from charrec.data.fonts import LOWERCASE, UPPERCASE, default_font_dirs, drawn_letters, find_fonts
 
 MATPLOTLIB_FONTS = default_font_dirs()[0]
 SPLIT_FILES = ("train.json", "validation.json", "test.json")
@@ -162,7 +162,7 @@ def test_uppercase_only_font_still_renders_lowercase_classes(tmp_path, monkeypat
 def test_every_letter_has_a_pen_drawn_form():
     import numpy as np
 
-    from charrec.synth_fonts import LETTERS, STROKES, stroke_glyph
+    from charrec.data.fonts import LETTERS, STROKES, stroke_glyph
 
     assert set(STROKES) == set(LETTERS)
     for letter in LETTERS:

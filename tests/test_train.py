@@ -10,10 +10,10 @@ import torch
 from conftest import make_course_dataset
 from typer.testing import CliRunner
 
-from charrec import data as data_module
+from charrec.data import loading as data_module
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.data import LetterData, load_splits
+from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, TrainingDiverged
 from charrec.train import Callbacks, evaluate, train
 

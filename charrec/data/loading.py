@@ -23,7 +23,7 @@ import torch
 
 from charrec import CLASSES
 from charrec.errors import DataError, ImageError
-from charrec.preprocess import IMAGE_SUFFIXES, load_gray, normalise
+from charrec.data.preprocess import IMAGE_SUFFIXES, load_gray, normalise
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)

@@ -18,7 +18,7 @@ from typing import Any
 
 from charrec.config import resolve_augment
 from charrec.errors import CharrecError, TrainingDiverged
-from charrec.sweep_config import Trial, trial_config
+from charrec.sweep.spec import Trial, trial_config
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ _DATA_CACHE_SIZE = 2  # a sweep over --norm-size alternates between a few decode
 def data_key(config: Any, strict: bool = False) -> tuple:
     """What identifies a decoded dataset. The seed only matters for a folder-per-class tree
     (it picks the 70/15/15 split)."""
-    from charrec.data import detect_layout
+    from charrec.data.loading import detect_layout
 
     split_seed = config.seed if detect_layout(config.data_dir) == "folders" else None
     return str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict
@@ -47,7 +47,7 @@ def data_key(config: Any, strict: bool = False) -> tuple:
 def load_trial_data(config: Any, strict: bool = False,
                     data_file: str | None = None) -> dict[str, Any]:
     """A trial's dataset: from this process's cache, else from `data_file`, else decoded."""
-    from charrec.data import load_splits
+    from charrec.data.loading import load_splits
 
     key = data_key(config, strict)
     if key not in _DATA_CACHE:
@@ -77,7 +77,7 @@ def save_data_file(path: str | Path, data: dict[str, Any]) -> Path:
 def _load_data_file(path: str | Path) -> dict[str, Any]:
     import torch
 
-    from charrec.data import LetterData
+    from charrec.data.loading import LetterData
 
     plain = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return {split: LetterData(entry["images"], entry["labels"], entry["paths"],

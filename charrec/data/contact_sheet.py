@@ -3,7 +3,7 @@
 Pure Pillow (no matplotlib), so the sheet's pixel size is exact and known in advance:
 `columns = ceil(sqrt(n))`, each cell is `tile` pixels wide and `tile + CAPTION_HEIGHT` tall,
 cells are separated (and framed) by `GAP` pixels, and a `HEADER_HEIGHT` band on top holds the
-title. `charrec.datasets.contact_sheet` picks the samples; this module only draws them.
+title. `charrec.data.importing.contact_sheet` picks the samples; this module only draws them.
 """
 
 from __future__ import annotations

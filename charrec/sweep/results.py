@@ -1,6 +1,6 @@
 """Sweep results per point: mean ± std over repeats, and which point is best.
 
-Rows are the dicts `charrec.sweep.run_trial` returns (and results.jsonl holds). A point is best
+Rows are the dicts `charrec.sweep.runner.run_trial` returns (and results.jsonl holds). A point is best
 by its mean validation accuracy (the test split stays out of the choice); ties go to the
 earlier point.
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from charrec.sweep_config import Trial
+from charrec.sweep.spec import Trial
 
 
 def format_value(value: Any) -> str:

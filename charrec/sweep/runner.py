@@ -1,4 +1,4 @@
-"""Running a sweep: the run loop and the run folder (a trial itself: `charrec.sweep_trial`).
+"""Running a sweep: the run loop and the run folder (a trial itself: `charrec.sweep.trial`).
 
 A run folder holds:
     sweep.yaml            the resolved sweep (itself a valid sweep file)
@@ -7,7 +7,7 @@ A run folder holds:
     results.csv           the same rows flattened (rewritten after every trial)
     best.yaml             the best point's options, runnable with `charrec train --config`
     checkpoints/t000.pth  each trial's best-validation weights (or only the best's: keep="best")
-    plots/*.png           drawn by `charrec.sweep_report`
+    plots/*.png           drawn by `charrec.sweep.report`
     .data-0.pt            decoded images shared with the workers while a parallel run lasts
 
 `run_sweep` skips trials that already have a row, so resuming a crashed or interrupted run is
@@ -28,10 +28,10 @@ from typing import Any
 
 from charrec import __version__
 from charrec.errors import ConfigError
-from charrec.executors import Executor
-from charrec.sweep_config import SweepSpec, Trial, config_hash, describe_change, trial_config
-from charrec.sweep_results import PointSummary, best_point, best_trial, format_value, summarise
-from charrec.sweep_trial import TrialTask, data_key, load_trial_data, run_trial, save_data_file
+from charrec.sweep.executors import Executor
+from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, trial_config
+from charrec.sweep.results import PointSummary, best_point, best_trial, format_value, summarise
+from charrec.sweep.trial import TrialTask, data_key, load_trial_data, run_trial, save_data_file
 
 SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
 CSV_FILE, BEST_FILE, CHECKPOINTS = "results.csv", "best.yaml", "checkpoints"
@@ -172,7 +172,7 @@ class SweepStatus:
 
 def preflight(trials: Sequence[Trial]) -> None:
     """Check every dataset the trials need (cheaply: label files, no decoding) before any runs."""
-    from charrec.data import SPLITS, list_split
+    from charrec.data.loading import SPLITS, list_split
 
     sizes: dict[tuple, int] = {}
     for trial in trials:

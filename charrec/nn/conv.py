@@ -1,6 +1,6 @@
 """Convolutional network pieces on our own autograd: Conv2d, MaxPool2d, Flatten and the `CNN`.
 
-Notation as in `charrec.functions`: `g` is dL/d(output), `x` the input [B, C, H, W], `W` the
+Notation as in `charrec.nn.functions`: `g` is dL/d(output), `x` the input [B, C, H, W], `W` the
 filters [O, C, kh, kw], `b` the bias [O]. A convolution with 'same' padding and stride 1 is a
 matrix product once every kh x kw patch of x is laid out as a column ("im2col", built from
 `Tensor.unfold`; the same layout as `F.unfold`):
@@ -30,7 +30,7 @@ from torch import nn
 from torch.autograd import Function
 
 from charrec.errors import ConfigError
-from charrec.model import Activation, Linear, initialisation_for
+from charrec.nn.model import Activation, Linear, initialisation_for
 
 if TYPE_CHECKING:
     from charrec.config import TrainConfig
@@ -180,7 +180,7 @@ def flatten(x: torch.Tensor) -> torch.Tensor:
 class Conv2d(nn.Module):
     """'same'-padded stride-1 convolution with filters W [O, C, kh, kw] (odd kh, kw) and bias [O].
 
-    init as for `charrec.model.Linear`, with fan_in = C*kh*kw and fan_out = O*kh*kw.
+    init as for `charrec.nn.model.Linear`, with fan_in = C*kh*kw and fan_out = O*kh*kw.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],

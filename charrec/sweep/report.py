@@ -15,8 +15,8 @@ from rich import box
 from rich.table import Table
 
 from charrec.report import _pyplot, _save_figure, console, percent
-from charrec.sweep_config import NUMERIC_OPTIONS, SweepSpec, Trial
-from charrec.sweep_results import PointSummary, format_value
+from charrec.sweep.spec import NUMERIC_OPTIONS, SweepSpec, Trial
+from charrec.sweep.results import PointSummary, format_value
 
 LOG_AXIS = {"lr": 10, "weight_decay": 10, "batch_size": 2}
 TABLE_LEGEND = ("Epoch: the epoch of best validation accuracy; Val/Test: accuracy (%) at that "

@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrec import conv, functions
+from charrec.nn import conv
+from charrec.nn import functions
 from charrec.config import make_config
-from charrec.model import Activation, Linear, build_model
+from charrec.nn.model import Activation, Linear, build_model
 
 EPS = 1e-6
 GRADCHECK_ATOL, GRADCHECK_RTOL = 1e-5, 1e-3

@@ -41,8 +41,8 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 def summarise(model: nn.Module, image_shape: tuple[int, int, int]) -> list[LayerRow]:
     """Rows for `model` (an MLP or CNN: layers in `model.layers`) fed one H×W×C image."""
-    from charrec.conv import Conv2d, MaxPool2d
-    from charrec.model import Linear
+    from charrec.nn.conv import Conv2d, MaxPool2d
+    from charrec.nn.model import Linear
 
     shape: tuple[int, ...] = tuple(image_shape)
     layers = list(model.layers)
@@ -86,7 +86,7 @@ def summarise_config(config: TrainConfig, n_classes: int = 26) -> list[LayerRow]
     """Rows for the network `config` describes, built without allocating its weights."""
     import torch
 
-    from charrec.model import build_model
+    from charrec.nn.model import build_model
 
     with torch.device("meta"):
         model = build_model(config, n_classes)

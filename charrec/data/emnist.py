@@ -3,7 +3,7 @@
 The IDX format (LeCun's MNIST format): 2 zero bytes, a type byte (0x08 = unsigned byte), the
 number of dimensions, each dimension as a big-endian uint32, then the data. EMNIST stores each
 28x28 image transposed (read row-major, the letter lies on its side) and the `letters` split
-labels 1..26 = A..Z. `charrec.datasets` turns what this module reads into upright images.
+labels 1..26 = A..Z. `charrec.data.importing` turns what this module reads into upright images.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 `import_dataset` reads a folder-per-class tree (`SRC/A/*.png`, `SRC/b/*.jpg`, ...) or
 EMNIST-letters IDX files (`*-images-idx3-ubyte[.gz]` with their `*-labels-idx1-ubyte[.gz]`) and
 writes the course layout: `images/` + `train.json`, `validation.json`, `test.json` (a stratified
-70/15/15 split by `charrec.data.split_stratified`, or everything in `test.json`) and
-`sources.json` (where each image came from). IDX parsing lives in `charrec.emnist`. The dataset is
+70/15/15 split by `charrec.data.loading.split_stratified`, or everything in `test.json`) and
+`sources.json` (where each image came from). IDX parsing lives in `charrec.data.emnist`. The dataset is
 built in a hidden temp folder next to the destination and renamed into place at the end, so a
 failed or interrupted import leaves nothing half-written.
 
@@ -27,9 +27,9 @@ from pathlib import Path
 from PIL import Image
 
 from charrec import CLASSES, __version__
-from charrec.emnist import find_idx_pairs, read_letters
+from charrec.data.emnist import find_idx_pairs, read_letters
 from charrec.errors import DataError, ImageError
-from charrec.preprocess import IMAGE_SUFFIXES, open_image, to_grayscale
+from charrec.data.preprocess import IMAGE_SUFFIXES, open_image, to_grayscale
 
 Progress = Callable[[int, int], None]
 
@@ -92,7 +92,7 @@ Sample = FileSample | IdxSample
 
 
 def _shrink(image: Image.Image, norm_size: tuple[int, int]) -> Image.Image:
-    """Grayscale + resize exactly as `charrec.preprocess` does, so the network sees the same."""
+    """Grayscale + resize exactly as `charrec.data.preprocess` does, so the network sees the same."""
     height, width = norm_size
     return to_grayscale(image).resize((width, height), Image.Resampling.BILINEAR)
 
@@ -171,7 +171,7 @@ def import_dataset(src: str | Path, out: str | Path, seed: int = 0, all_test: bo
     """Import `src` (folder per letter, or EMNIST-letters IDX) into the course layout at `out`.
 
     Images that cannot be decoded are skipped and listed in the result. `norm_size` (H, W)
-    stores the images as grayscale PNGs already resized the way `charrec.preprocess` resizes
+    stores the images as grayscale PNGs already resized the way `charrec.data.preprocess` resizes
     them (smaller, faster to load, same network input); otherwise files are copied as they are.
     """
     started = time.perf_counter()
@@ -238,7 +238,7 @@ def _write_images(samples: Sequence[Sample], images_dir: Path,
 
 def _write_label_files(root: Path, kept: list[tuple[str, int, Sample]], seed: int,
                        all_test: bool) -> dict[str, int]:
-    from charrec.data import SPLITS, split_stratified
+    from charrec.data.loading import SPLITS, split_stratified
 
     if all_test:
         splits: dict[str, list] = {"train": [], "validation": [], "test": list(kept)}
@@ -276,7 +276,7 @@ def dataset_items(data_dir: str | Path, split: str | None = None,
     (an `--all-test` import has empty train and validation splits); a folder-per-class tree
     asked for all splits gives all its images.
     """
-    from charrec.data import SPLITS, detect_layout, list_split
+    from charrec.data.loading import SPLITS, detect_layout, list_split
 
     data_dir = Path(data_dir)
     layout = detect_layout(data_dir)
@@ -298,7 +298,7 @@ def dataset_items(data_dir: str | Path, split: str | None = None,
 
 def split_counts(data_dir: str | Path, seed: int = 0) -> dict[str, list[int]]:
     """Images per class index for each split (a folder-per-class tree: its seeded split)."""
-    from charrec.data import SPLITS, detect_layout, split_stratified
+    from charrec.data.loading import SPLITS, detect_layout, split_stratified
 
     counts = {split: [0] * len(CLASSES) for split in SPLITS}
     if detect_layout(data_dir) == "course":
@@ -334,10 +334,10 @@ def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = Non
                   norm_size: tuple[int, int] = (32, 32), tile: int = 96) -> SheetResult:
     """Draw `n` random images of a dataset (sorted by letter) with their labels into a PNG.
 
-    `preprocessed` shows what the network sees (`charrec.preprocess.load_image`, [-1, 1] mapped
+    `preprocessed` shows what the network sees (`charrec.data.preprocess.load_image`, [-1, 1] mapped
     to black..white) instead of the files as they are.
     """
-    from charrec.contact_sheet import Tile, draw_contact_sheet, save_contact_sheet
+    from charrec.data.contact_sheet import Tile, draw_contact_sheet, save_contact_sheet
 
     items = dataset_items(data_dir, split, seed)
     chosen = random.Random(seed).sample(items, min(n, len(items)))
@@ -366,7 +366,7 @@ def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = Non
 def _network_view(path: Path, norm_size: tuple[int, int]) -> Image.Image:
     import torch
 
-    from charrec.preprocess import load_image
+    from charrec.data.preprocess import load_image
 
     values = load_image(path, norm_size)
     pixels = ((values + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)

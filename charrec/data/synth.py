@@ -1,7 +1,7 @@
 """The built-in letters: synthetic training data rendered from fonts, written in the course layout.
 
 `generate_dataset` draws A-Z and a-z (labelled uppercase) in every usable font (see
-`charrec.synth_fonts`) with the variety real photos, scans and handwriting have: geometry (tight
+`charrec.data.fonts`) with the variety real photos, scans and handwriting have: geometry (tight
 or loose crops, stretched or kept aspect, rotation, shear, perspective, elastic wobble, fragments
 of neighbouring letters), stroke weight, fills, outlines and shadows, coloured and textured
 backgrounds, uneven light, low contrast, both polarities, blur, noise, low resolution and JPEG
@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from charrec import __version__
-from charrec import synth_fonts as fonts
+from charrec.data import fonts as fonts
 from charrec.errors import ConfigError, DataError
-from charrec.synth_fonts import find_font_faces, find_fonts
+from charrec.data.fonts import find_font_faces, find_fonts
 
 __all__ = ["DEFAULT_PER_CLASS", "find_fonts", "generate_dataset", "render_letters"]
 

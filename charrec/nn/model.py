@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from charrec import functions
+from charrec.nn import functions
 from charrec.config import TrainConfig
 
 
@@ -103,7 +103,7 @@ def build_model(config: TrainConfig, n_classes: int) -> nn.Module:
         return MLP(config.input_size, n_classes, config.hidden, config.layers, config.act,
                    config.init, config.bias)
     if config.arch == "cnn":
-        from charrec.conv import build_cnn  # conv builds on this module's Linear
+        from charrec.nn.conv import build_cnn  # conv builds on this module's Linear
 
         return build_cnn(config, n_classes)
     raise ValueError(f"unknown architecture {config.arch!r}")

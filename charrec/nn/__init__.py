@@ -1,0 +1,6 @@
+"""charrec's networks, built from our own autograd Functions.
+
+`functions` (dense ops and losses) and `conv` (convolution, pooling) hold the Functions with their
+maths; `model` the modules and `build_model`; `gradcheck`, `summary` and `som` the tools on top.
+Functions never import modules; nothing here imports data, training or the CLI.
+"""
