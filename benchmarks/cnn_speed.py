@@ -6,7 +6,7 @@
 Side by side in one process on the same in-memory data (random 32x32 images, 26 classes), the
 same batch size, the same initial weights, the same optimizer (Adam) and the same shuffled order:
 seconds per training epoch of
-  - charrec: `charrec.nn.conv.CNN` (our Conv2d / MaxPool2d / Flatten / Linear Functions) +
+  - charrec: `charrec.nn.model.CNN` (our Conv2d / MaxPool2d / Flatten / Linear Functions) +
     `charrec.nn.functions.softmax_cross_entropy`, and
   - torch:   its twin from `charrec.nn.gradcheck.builtin_equivalent` (nn.Conv2d, nn.MaxPool2d,
     nn.Linear, ...) + `F.cross_entropy`.
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from side_by_side import Trainer
 
-from charrec.nn import functions
 from charrec.config import make_config
+from charrec.nn import functions
 from charrec.nn.gradcheck import builtin_equivalent
 from charrec.nn.model import build_model
 

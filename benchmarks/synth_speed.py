@@ -49,8 +49,8 @@ def main() -> None:
 def time_augmentation(repeats: int = 200) -> None:
     import torch
 
-    from charrec.data.augment import augment_batch
     from charrec.config import make_config
+    from charrec.data.augment import augment_batch
     from charrec.nn.model import build_model
     from charrec.train import loss_function, make_optimizer
 

@@ -28,10 +28,11 @@ import torch.nn.functional as F
 from side_by_side import Trainer
 from torch import nn
 
-from charrec.nn import functions
 from charrec.config import make_config
 from charrec.data.loading import LetterData
-from charrec.nn.model import MLP, Linear
+from charrec.nn import functions
+from charrec.nn.layers import Linear
+from charrec.nn.model import MLP
 from charrec.train import train
 
 N_IMAGES, N_CLASSES, SIZE = 4096, 26, 32

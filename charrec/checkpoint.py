@@ -14,9 +14,7 @@ Ctrl-C never leaves a half-written file where a good one was.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +23,10 @@ import torch
 from charrec import CLASSES, __version__
 from charrec.config import TrainConfig, config_from_dict
 from charrec.errors import CheckpointError, ConfigError
+from charrec.files import atomic_write
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "classes", "metrics", "state_dict")
-
-
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call `write(file_object)` on a temp file next to `path`, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],

@@ -75,6 +75,7 @@ def train(
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch. One is fastest for these small networks on a busy machine: extra threads spin-wait.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build everything and run one batch forward and backward; write nothing.")] = False,
     debug: Debug = False,
 ) -> None:
     """Train a network and save the epoch with the best validation accuracy."""
@@ -92,13 +93,13 @@ def train(
     }
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
-        run_training(config, strict=strict, resume=state)
+        run_training(config, strict=strict, resume=state, dry_run=dry_run)
         return
     file_values = load_train_yaml(config_file) if config_file else {}
     if hidden is not None and layers is None:
         file_values.pop("layers", None)  # a new --hidden list defines the depth
     config = make_config(file_values, flags)
-    run_training(config, strict=strict)
+    run_training(config, strict=strict, dry_run=dry_run)
 
 
 RESUME_OPTIONS = ("epochs", "out", "device")
@@ -132,78 +133,29 @@ def resume_run(path: Path, flags: dict[str, Any], config_file: Path | None) -> t
     return config, state
 
 
-def ensure_data(data_dir: Path) -> None:
-    """Generate the built-in letters at `data_dir` if there is no dataset there yet."""
-    if data_dir.exists() and any(data_dir.iterdir()):
-        return
-    from rich.progress import Progress
-
-    from charrec.data import synth
-
-    console.print(f"No dataset at {data_dir}: generating the built-in synthetic letters there.")
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("rendering letters", total=None)
-        manifest = synth.generate_dataset(
-            data_dir, progress=lambda done, total: progress.update(task, completed=done,
-                                                                   total=total))
-    counts = manifest.get("counts", {})
-    console.print(f"Generated {sum(counts.get('splits', counts).values()) if counts else '?'} "
-                  f"images at {data_dir}.")
-
-
-def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
-    """Load data, train with a progress bar, save the best checkpoint (after every epoch, so a
-    crash loses at most one epoch) and the curves PNG."""
+def run_training(config: Any, strict: bool = False, resume: Any = None,
+                 dry_run: bool = False) -> Any:
+    """`charrec.train.run` with rich progress: rendering, decoding, a bar over the epochs and a
+    line per validation; then the curves PNG and one summary line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from charrec import config as config_module
-    from charrec.checkpoint import make_checkpoint, save_checkpoint
-    from charrec.data.loading import load_splits
-    from charrec.report import plot_training_curves
-    from charrec.train import Callbacks, train
-
-    data_dir = Path(config.data_dir)
-    ensure_data(data_dir)
-    config = config_module.resolve_augment(config)
-    with console.status(f"Reading images from {data_dir} ..."):
-        data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
-    sizes = ", ".join(f"{split} {len(letters)}" for split, letters in data.items())
-    console.print(f"Data: {sizes} images of {config.norm_size[0]}x{config.norm_size[1]}")
-    skipped = sum(len(letters.skipped) for letters in data.values())
-    if skipped:
-        first = next(letters.skipped[0] for letters in data.values() if letters.skipped)
-        console.print(f"[yellow]Warning:[/yellow] skipped {skipped} unreadable images "
-                      f"(first: {first[1]}); use --strict to fail instead", soft_wrap=True)
-    from charrec.nn.summary import architecture_line
-
-    console.print(f"Model: {architecture_line(config)}  loss={config.loss} "
-                  f"act={config.act}  optim={config.optim} lr={config.lr:g}  "
-                  f"augment={'on' if config.augment else 'off'}")
+    from charrec.train import run
 
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
-    def save(state: Any, interrupted: bool = False) -> Path:
-        metrics = {**state.metrics(), "interrupted": interrupted}
-        return save_checkpoint(config.out, make_checkpoint(config, state.best_state, metrics,
-                                                           state.resume_dict()))
-
-    if resume is not None:
-        console.print(f"Resuming from epoch {resume.epoch} (best so far: epoch "
-                      f"{resume.best_epoch}, val acc {percent(resume.best_val_accuracy)})")
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("training", total=config.epochs,
-                                 completed=resume.epoch if resume else 0)
-
-        def on_epoch(metrics: Any, is_best: bool) -> None:
-            progress.update(task, completed=metrics.epoch, description=f"epoch {metrics.epoch}")
-            if metrics.val_accuracy is not None:
-                progress.console.print(epoch_line(metrics, is_best))
-
-        result = train(config, data, Callbacks(on_epoch=on_epoch, on_state=save), resume=resume)
-
+    with Progress(*columns, console=console, transient=True) as progress:
+        callbacks = training_callbacks(progress, config, resume)
+        result = run(config, callbacks, strict=strict, resume=resume, dry_run=dry_run)
+    if dry_run:
+        metrics = result.history[0]
+        console.print(f"Dry run: one batch of {config.batch_size} forward and backward, loss "
+                      f"{metrics['train_loss']:.4f}; nothing was written.")
+        return result
     if not result.state.best_state:  # interrupted before the first epoch ended
         raise fail("training interrupted before the first epoch finished; nothing saved", 130)
-    out = save(result.state, result.interrupted)
+    from charrec.report import plot_training_curves
+
+    out = result.checkpoint
     curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
                                   title=f"charrec {out.name}")
     if result.interrupted:
@@ -211,10 +163,70 @@ def run_training(config: Any, strict: bool = False, resume: Any = None) -> Any:
             console.print(f"Interrupted: saved the best model so far (epoch {result.best_epoch}, "
                           f"val acc {percent(result.best_val_accuracy)}) to {out}")
         raise fail("training interrupted by Ctrl-C", 130)
+    test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
     console.print(f"Best validation accuracy {percent(result.best_val_accuracy)} at epoch "
-                  f"{result.best_epoch} of {config.epochs} ({result.train_seconds:.1f} s). "
+                  f"{result.best_epoch} of {config.epochs}{test} ({result.train_seconds:.1f} s). "
                   f"Saved that epoch's model to {out}; curves in {curves}.")
     return result
+
+
+def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
+    """The `Callbacks` that show `run`'s progress on `progress` (a rich Progress)."""
+    from charrec.train import Callbacks
+
+    tasks: dict[str, Any] = {}
+
+    def on_generate(data_dir: Path) -> None:
+        progress.console.print(f"No dataset at {data_dir}: generating the built-in synthetic "
+                               f"letters there.")
+        tasks["render"] = progress.add_task("rendering letters", total=None)
+
+    def on_render(done: int, total: int) -> None:
+        progress.update(tasks["render"], completed=done, total=total)
+
+    def on_generated(manifest: dict) -> None:
+        progress.remove_task(tasks.pop("render"))
+        counts = manifest.get("counts", {})
+        progress.console.print(f"Generated {sum(counts.values())} images at {config.data_dir}.")
+
+    def on_loading(data_dir: Path) -> None:
+        tasks["load"] = progress.add_task(f"reading images from {data_dir}", total=None)
+
+    def on_data(data: dict) -> None:
+        progress.remove_task(tasks.pop("load"))
+        sizes = ", ".join(f"{split} {len(letters)}" for split, letters in data.items())
+        progress.console.print(f"Data: {sizes} images of {config.norm_size[0]}x"
+                               f"{config.norm_size[1]}")
+        skipped = sum(len(letters.skipped) for letters in data.values())
+        if skipped:
+            first = next(letters.skipped[0] for letters in data.values() if letters.skipped)
+            progress.console.print(f"[yellow]Warning:[/yellow] skipped {skipped} unreadable "
+                                   f"images (first: {first[1]}); use --strict to fail instead",
+                                   soft_wrap=True)
+
+    def on_start(resolved: Any, state: Any) -> None:
+        from charrec.nn.summary import architecture_line
+
+        progress.console.print(
+            f"Model: {architecture_line(resolved)}  loss={resolved.loss} act={resolved.act}  "
+            f"optim={resolved.optim} lr={resolved.lr:g}  "
+            f"augment={'on' if resolved.augment else 'off'}")
+        if state is not None:
+            progress.console.print(f"Resuming from epoch {state.epoch} (best so far: epoch "
+                                   f"{state.best_epoch}, val acc "
+                                   f"{percent(state.best_val_accuracy)})")
+        tasks["train"] = progress.add_task("training", total=resolved.epochs,
+                                           completed=state.epoch if state else 0)
+
+    def on_epoch(metrics: Any, is_best: bool) -> None:
+        progress.update(tasks["train"], completed=metrics.epoch,
+                        description=f"epoch {metrics.epoch}")
+        if metrics.val_accuracy is not None:
+            progress.console.print(epoch_line(metrics, is_best))
+
+    return Callbacks(on_generate=on_generate, on_render=on_render, on_generated=on_generated,
+                     on_loading=on_loading, on_data=on_data, on_start=on_start,
+                     on_epoch=on_epoch)
 
 
 # ------------------------------------------------------------------------------------------- test
@@ -232,50 +244,40 @@ def test(
     debug: Debug = False,
 ) -> None:
     """Measure a saved model's accuracy on a dataset split."""
+    import re
+
     from charrec.checkpoint import load_model
-    from charrec.data.loading import detect_layout, load_split
-    from charrec.report import confused_pairs, per_class_table, plot_confusion
-    from charrec.train import evaluate
+    from charrec.measure import measure
+    from charrec.report import per_class_table, plot_confusion
 
     network, config, checkpoint = load_model(model)
-    classes = checkpoint["classes"]
-    directory = Path(data_dir or config.data_dir)
-    # A folder-per-class tree the model was not trained on is a test set as a whole; the one
-    # it was trained on is split with the training seed, so its train images are not tested.
-    trained_here = directory.resolve() == Path(config.data_dir).resolve()
-    whole = detect_layout(directory) == "folders" and not trained_here
-    data = load_split(directory, split, config.norm_size, config.seed, whole_folder=whole,
-                      strict=strict)
-    result = evaluate(network, data.images, data.labels, n_classes=len(classes))
-    confusion = result["confusion"]
-    per_class = {
-        letter: {"n_images": int(confusion[index].sum()),
-                 "accuracy": (int(confusion[index, index]) / int(confusion[index].sum())
-                              if int(confusion[index].sum()) else None)}
-        for index, letter in enumerate(classes)
-    }
-    plot_path = plot or model.with_name(model.stem + "_confusion.png")
-    plot_confusion(confusion, plot_path, classes,
-                   title=f"{model.name} on {directory.name}/{split}")
+    result = measure(network, config, checkpoint["classes"], data_dir, split, strict)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
+    plot_path = plot or model.with_name(f"{model.stem}_confusion_{slug}.png")
+    plot_confusion(result.confusion, plot_path, result.classes,
+                   title=f"{model.name} on {result.data_name}")
     summary = {
-        "accuracy": result["accuracy"], "n_images": len(data), "n_correct": int(confusion.trace()),
-        "n_skipped": len(data.skipped), "split": split, "data_dir": str(directory),
-        "model": str(model), "per_class": per_class,
+        "accuracy": result.accuracy, "n_correct": result.n_correct,
+        "n_images": len(result.data), "n_skipped": len(result.data.skipped),
+        "data": result.data_name, "split": split,
+        "data_dir": str(Path(data_dir or config.data_dir).resolve()),
+        "model": str(model), "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
-                           for t, p, n in confused_pairs(confusion, classes, top=10)],
+                           for t, p, n in result.confused_pairs(top=10)],
         "confusion_png": str(plot_path),
     }
     if json_output:
         print_json(summary)
         return
-    console.print(per_class_table(confusion, classes))
-    pairs = ", ".join(f"{t}→{p} ({n})" for t, p, n in confused_pairs(confusion, classes))
+    console.print(per_class_table(result.confusion, result.classes))
+    pairs = ", ".join(f"{t}→{p} ({n})" for t, p, n in result.confused_pairs())
     console.print(f"Most confused (true→predicted): {pairs or 'none'}")
-    if data.skipped:
-        console.print(f"[yellow]Warning:[/yellow] skipped {len(data.skipped)} unreadable images")
+    if result.data.skipped:
+        console.print(f"[yellow]Warning:[/yellow] skipped {len(result.data.skipped)} unreadable "
+                      f"images")
     console.print(f"Confusion matrix: {plot_path}")
-    console.print(f"[bold]Accuracy on {directory}/{split}: {percent(result['accuracy'])}[/bold] "
-                  f"({summary['n_correct']}/{len(data)} images)")
+    console.print(f"[bold]Accuracy on {result.data_name}: {percent(result.accuracy)}[/bold] "
+                  f"({result.n_correct}/{len(result.data)} images)")
 
 
 # ---------------------------------------------------------------------------------------- predict
@@ -313,9 +315,9 @@ def predict(
     import torch
 
     from charrec.checkpoint import load_model
+    from charrec.data.preprocess import load_image
     from charrec.errors import ImageError
     from charrec.nn.functions import softmax
-    from charrec.data.preprocess import load_image
     from charrec.train import predict_logits
 
     network, config, checkpoint = load_model(model)

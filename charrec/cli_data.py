@@ -29,8 +29,8 @@ def synth_command(
     """Render the built-in synthetic letters (A-Z, a-z) into the course layout."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from charrec.data import synth
     from charrec.config import PARSERS
+    from charrec.data import synth
 
     size = PARSERS["norm_size"](norm_size)
     options = {} if per_class is None else {"per_class": per_class}
@@ -60,8 +60,8 @@ def stats_command(
     from rich.table import Table
 
     from charrec import CLASSES
-    from charrec.data.loading import SPLITS, detect_layout
     from charrec.data.importing import split_counts
+    from charrec.data.loading import SPLITS, detect_layout
 
     layout = detect_layout(data_dir)
     counts = split_counts(data_dir, seed)

@@ -124,8 +124,8 @@ def som_command(
     from charrec import CLASSES
     from charrec.config import PARSERS
     from charrec.data.loading import load_splits
-    from charrec.report import percent, plot_som
     from charrec.nn.som import SOMConfig, fit_and_evaluate, parse_grid
+    from charrec.report import percent, plot_som
 
     config = SOMConfig(parse_grid(grid), epochs, lr, sigma, tol, seed)
     size = PARSERS["norm_size"](norm_size)

@@ -48,9 +48,9 @@ def sweep_command(
     debug: Debug = False,
 ) -> None:
     """Run a sweep: train every trial of a YAML grid or random search, then show the table."""
+    from charrec.sweep.report import trials_table
     from charrec.sweep.runner import KEEP_CHOICES, RunFolder, default_run_dir
     from charrec.sweep.spec import expand, load_sweep
-    from charrec.sweep.report import trials_table
 
     if keep not in KEEP_CHOICES:
         raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
@@ -75,13 +75,29 @@ def sweep_command(
         console.print(f"Sweep {spec.name}: {n_points} point(s) × {spec.repeats} repeat(s) = "
                       f"{len(trials)} trials. Nothing was run (--dry-run).", soft_wrap=True)
         return
-    from charrec.cli import ensure_data
-
     for directory in dict.fromkeys(trial.config["data_dir"] for trial in trials):
         ensure_data(Path(directory))
     folder = (RunFolder.reopen(resume, trials) if resume is not None else
               RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
     _run_and_report(folder, spec, trials, jobs, threads, keep, strict)
+
+
+def ensure_data(data_dir: Path) -> None:
+    """Render the built-in letters at `data_dir` (with a progress bar) if it holds no dataset."""
+    from rich.progress import Progress
+
+    from charrec.data.synth import ensure_dataset, holds_anything
+
+    if holds_anything(data_dir):
+        return
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("rendering letters", total=None)
+        manifest = ensure_dataset(
+            data_dir, on_start=lambda path: progress.console.print(
+                f"No dataset at {path}: generating the built-in synthetic letters there."),
+            progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if manifest is not None:
+        console.print(f"Generated {sum(manifest['counts'].values())} images at {data_dir}.")
 
 
 def _run_and_report(folder: Any, spec: Any, trials: list, jobs: int, threads: int | None,
@@ -95,9 +111,9 @@ def _run_and_report(folder: Any, spec: Any, trials: list, jobs: int, threads: in
     )
 
     from charrec.sweep.executors import make_executor
-    from charrec.sweep.runner import run_sweep
     from charrec.sweep.report import print_results, progress_info, trial_line, write_plots
     from charrec.sweep.results import best_point, summarise
+    from charrec.sweep.runner import run_sweep
 
     executor = make_executor(jobs, threads)
     console.print(f"Sweep {spec.name}: {len(trials)} trials, {jobs} at a time "

@@ -52,17 +52,8 @@ def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
     return table
 
 
-def confused_pairs(confusion: Any, classes: Sequence[str] = CLASSES,
-                   top: int = 5) -> list[tuple[str, str, int]]:
-    """The most frequent (true, predicted) mistakes."""
-    pairs = [(classes[true], classes[predicted], int(confusion[true, predicted]))
-             for true in range(len(classes)) for predicted in range(len(classes))
-             if true != predicted and int(confusion[true, predicted]) > 0]
-    return sorted(pairs, key=lambda pair: (-pair[2], pair[0], pair[1]))[:top]
-
-
-def _save_figure(figure: Any, path: str | Path) -> Path:
-    from charrec.checkpoint import atomic_write
+def save_figure(figure: Any, path: str | Path) -> Path:
+    from charrec.files import atomic_write
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -72,7 +63,7 @@ def _save_figure(figure: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,7 +75,7 @@ def _pyplot():
 def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
                          title: str = "") -> Path:
     """Train loss and train/validation accuracy per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = [row["epoch"] for row in history]
     loss_axis.plot(epochs, [row["train_loss"] for row in history], label="train")
@@ -101,12 +92,12 @@ def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
         axis.legend()
     if title:
         figure.suptitle(title)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CLASSES,
                    title: str = "Confusion matrix") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 7))
     totals = confusion.sum(dim=1, keepdim=True).clamp_min(1)
     image = axis.imshow((confusion / totals).numpy(), cmap="Blues", vmin=0, vmax=1)
@@ -114,7 +105,7 @@ def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CL
     axis.set_yticks(range(len(classes)), classes)
     axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of true class")
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -122,7 +113,7 @@ def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: st
     grid of images, each unit marked with its label ('' for none)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols, height, width = prototypes.shape
     gap = max(1, height // 8)
     mosaic = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap), np.nan)
@@ -144,4 +135,4 @@ def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: st
     axis.set_axis_off()
     if title:
         axis.set_title(title)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)

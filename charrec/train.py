@@ -1,9 +1,11 @@
-"""The training loop (the only one in charrec) and evaluation. No printing: progress goes to
-callbacks, so the CLI, sweeps and tests all run this same code.
+"""The one training pipeline: data -> model -> epochs -> checkpoint. No printing.
 
-`train(config, data)` trains a fresh model (or continues from a saved `TrainState`) on
-`data["train"]`, evaluates on `data["validation"]` every `val_interval` epochs, keeps the weights
-of the best validation accuracy, and returns them with the per-epoch history.
+`run(config, callbacks)` is what `charrec train`, sweep trials, the bundled-model recipe and the
+tests call: it makes sure the dataset exists (rendering the built-in letters if needed), decodes
+it, builds the network and optimizer, trains with `fit`, saves the best epoch's checkpoint after
+every epoch and measures the test split at the end. Inside, `train_epoch` and `evaluate` are
+plain functions handed a model (the shape of pytorch/examples' mnist). Progress goes to
+`Callbacks`, so this module never imports rich; plots and tables belong to the CLI.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from charrec.nn import functions
-from charrec.config import TrainConfig
-from charrec.data.loading import LetterData
+from charrec import CLASSES
+from charrec.checkpoint import make_checkpoint, save_checkpoint
+from charrec.config import TrainConfig, replace, resolve_augment
+from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
+from charrec.nn.functions import loss_function, softmax_cross_entropy
 from charrec.nn.model import build_model
+
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def set_seed(seed: int) -> None:
@@ -64,9 +72,15 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     return optimizers[config.optim]()
 
 
-def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    losses = {"ce": functions.softmax_cross_entropy, "mse": functions.softmax_mse}
-    return losses[name]
+def augmenter(config: TrainConfig) -> Augment:
+    if not config.augment:
+        return lambda images, generator: images
+    from charrec.data.augment import augment_batch
+
+    return augment_batch
+
+
+# ------------------------------------------------------------------------------ state and hooks
 
 
 @dataclass
@@ -83,27 +97,18 @@ class EpochMetrics:
 
 
 @dataclass
-class Callbacks:
-    """Hooks for progress reporting; all optional."""
-
-    on_batch: Callable[[int, int], None] | None = None  # (batches done this epoch, total)
-    on_epoch: Callable[[EpochMetrics, bool], None] | None = None  # (metrics, is new best)
-    on_state: Callable[[TrainState], None] | None = None  # after every epoch, e.g. to save
-
-
-@dataclass
 class TrainState:
     """Where a run stands after its last completed epoch: enough to save a checkpoint and to
-    continue exactly (`train(..., resume=state)` gives the same weights as an unbroken run)."""
+    continue exactly (`run(..., resume=state)` gives the same weights as an unbroken run)."""
 
-    epoch: int
-    best_epoch: int
-    best_val_accuracy: float
-    history: list[dict[str, Any]]
-    best_state: dict[str, torch.Tensor]
-    last_state: dict[str, torch.Tensor]
-    optimizer_state: dict[str, Any]
-    rng_states: list[torch.Tensor]  # [shuffle generator, augment generator]
+    epoch: int = 0
+    best_epoch: int = 0
+    best_val_accuracy: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    last_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    optimizer_state: dict[str, Any] = field(default_factory=dict)
+    rng_states: list[torch.Tensor] = field(default_factory=list)  # [shuffle, augment]
     train_seconds: float = 0.0
 
     def metrics(self) -> dict[str, Any]:
@@ -137,13 +142,15 @@ class TrainResult:
     model: nn.Module  # holds the best weights
     state: TrainState
     interrupted: bool = False
+    test_accuracy: float | None = None  # measured by `run` on the test split, if it has one
+    checkpoint: Path | None = None  # where `run` saved the best epoch
 
     @property
     def best_epoch(self) -> int:
         return self.state.best_epoch
 
     @property
-    def best_val_accuracy(self) -> float:
+    def best_val_accuracy(self) -> float | None:
         return self.state.best_val_accuracy
 
     @property
@@ -155,103 +162,227 @@ class TrainResult:
         return self.state.train_seconds
 
     def metrics(self) -> dict[str, Any]:
-        return {**self.state.metrics(), "interrupted": self.interrupted}
+        metrics = {**self.state.metrics(), "interrupted": self.interrupted}
+        if self.test_accuracy is not None:
+            metrics["test_accuracy"] = self.test_accuracy
+        return metrics
 
 
-def _augmenter(config: TrainConfig) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    if not config.augment:
-        return lambda images, generator: images
-    from charrec.data.augment import augment_batch
+@dataclass
+class Callbacks:
+    """Progress hooks of `run`, all optional, called in this order."""
 
-    return augment_batch
+    on_generate: Callable[[Path], None] | None = None  # no dataset there: rendering starts
+    on_render: Callable[[int, int], None] | None = None  # (images rendered, total)
+    on_generated: Callable[[dict[str, Any]], None] | None = None  # the dataset's manifest
+    on_loading: Callable[[Path], None] | None = None  # decoding the images starts
+    on_data: Callable[[dict[str, LetterData]], None] | None = None  # decoded splits
+    on_start: Callable[[TrainConfig, TrainState | None], None] | None = None  # model built
+    on_epoch: Callable[[EpochMetrics, bool], None] | None = None  # (metrics, is new best)
+    on_state: Callable[[TrainState], None] | None = None  # after each epoch, once saved
 
 
-def train(config: TrainConfig, data: dict[str, LetterData], callbacks: Callbacks | None = None,
-          resume: TrainState | None = None, n_classes: int = 26) -> TrainResult:
-    """Train per `config`; return the best-validation model and the run's state.
+# ------------------------------------------------------------------------------ the pipeline
 
-    `resume` continues a run from its last completed epoch (weights, optimizer and random
-    generators restored, so the result equals an unbroken run). Ctrl-C (KeyboardInterrupt) stops
-    training cleanly: the result holds the best weights so far and `interrupted=True`. A NaN/inf
-    loss raises TrainingDiverged naming the epoch.
+
+def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool = False,
+        resume: TrainState | None = None, data: dict[str, LetterData] | None = None,
+        save: bool = True, dry_run: bool = False) -> TrainResult:
+    """Train per `config` and return the best-validation model.
+
+    Ensures the dataset (built-in letters rendered at `config.data_dir` if it holds none),
+    decodes it (unless `data` is given), trains (continuing `resume` exactly if given), saves
+    the best epoch to `config.out` after every epoch when `save`, and measures the test split.
+    Ctrl-C stops cleanly: the result has `interrupted=True` and the best weights so far.
+    `dry_run` builds everything and runs one batch forward and backward, writing nothing.
     """
     callbacks = callbacks or Callbacks()
-    train_data, val_data = data["train"], data["validation"]
-    if config.batch_size > len(train_data):
+    if dry_run:
+        return _dry_run(config, callbacks)
+    if data is None:
+        config, data = prepare_data(config, callbacks, strict)
+    else:
+        config = resolve_augment(config)
+    check_channels(config)
+    check_sizes(config, len(data["train"]), len(data["validation"]))
+    set_seed(config.seed)
+    device = resolve_device(config.device)
+    model = build_model(config, len(CLASSES)).to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    if callbacks.on_start:
+        callbacks.on_start(config, resume)
+
+    def save_state(state: TrainState) -> None:
+        if save:
+            save_checkpoint(config.out, make_checkpoint(config, state.best_state, state.metrics(),
+                                                        state.resume_dict()))
+        if callbacks.on_state:
+            callbacks.on_state(state)
+
+    result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume)
+    if not result.interrupted and "test" in data and len(data["test"]):
+        result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,
+                                        len(CLASSES))["accuracy"]
+    if save and result.state.best_state:
+        result.checkpoint = save_checkpoint(
+            config.out, make_checkpoint(config, result.state.best_state, result.metrics(),
+                                        result.state.resume_dict()))
+    return result
+
+
+def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
+                 ) -> tuple[TrainConfig, dict[str, LetterData]]:
+    """Render the built-in letters if `config.data_dir` holds no dataset, settle `augment: auto`
+    and decode every split."""
+    from charrec.data.synth import ensure_dataset
+
+    data_dir = Path(config.data_dir)
+    manifest = ensure_dataset(data_dir, on_start=callbacks.on_generate,
+                              progress=callbacks.on_render)
+    if manifest is not None and callbacks.on_generated:
+        callbacks.on_generated(manifest)
+    config = resolve_augment(config)
+    if callbacks.on_loading:
+        callbacks.on_loading(data_dir)
+    data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
+    if callbacks.on_data:
+        callbacks.on_data(data)
+    return config, data
+
+
+def check_sizes(config: TrainConfig, n_train: int, n_validation: int) -> None:
+    """Refuse what cannot train on splits of these sizes, before any work."""
+    if config.batch_size > n_train:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the training set "
-                          f"({len(train_data)} images); use a smaller batch size")
-    if len(val_data) == 0:
+                          f"({n_train} images); use a smaller batch size")
+    if n_validation == 0:
         raise DataError("the validation split is empty")
+
+
+def check_channels(config: TrainConfig) -> None:
     if config.channels != 1:
         raise ConfigError(f"channels {config.channels} describes colour input, but charrec's "
                           f"images are grayscale (1 channel); train with channels 1 (other "
                           f"values are for `charrec summary`)")
+
+
+def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
+    """One batch forward and backward through everything `run` would build; writes nothing.
+    The batch comes from the dataset if there is one, else is rendered in memory."""
+    from charrec.data.loading import first_images
+    from charrec.data.synth import render_batch
+
+    data_dir = Path(config.data_dir)
+    has_data = data_dir.is_dir() and any(data_dir.iterdir())
+    if has_data:
+        config = resolve_augment(config)
+        images, labels = first_images(data_dir, config.norm_size, config.batch_size, config.seed)
+    else:
+        # the built-in letters would be rendered there, so `augment: auto` means on
+        config = config if config.augment is not None else replace(config, augment=True)
+        images, labels = render_batch(config.batch_size, config.seed, config.norm_size)
+    check_channels(config)
     set_seed(config.seed)
     device = resolve_device(config.device)
-    model = build_model(config, n_classes).to(device)
+    model = build_model(config, len(CLASSES)).to(device)
     optimizer = make_optimizer(config, model.parameters())
+    if callbacks.on_start:
+        callbacks.on_start(config, None)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    batch = augmenter(config)(images.to(device), generator)
+    logits = model(batch)
+    loss = loss_function(config.loss)(logits, labels.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if not math.isfinite(loss.item()):
+        raise TrainingDiverged(f"the first batch gave loss {loss.item()} (lr={config.lr:g})")
+    metrics = EpochMetrics(0, loss.item(), (logits.argmax(1) == labels.to(device)).float()
+                           .mean().item())
+    state = TrainState(history=[metrics.to_dict()])
+    return TrainResult(model=model, state=state)
+
+
+# ------------------------------------------------------------------------------ epochs
+
+
+def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+        data: dict[str, LetterData],
+        on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
+        on_state: Callable[[TrainState], None] | None = None,
+        resume: TrainState | None = None) -> TrainResult:
+    """Epochs of `train_epoch`, validating every `val_interval`; keeps the best weights.
+
+    `resume` restores weights, optimizer and random generators, so the result equals an
+    unbroken run. Ctrl-C (KeyboardInterrupt) ends training with `interrupted=True`. A NaN/inf
+    loss raises TrainingDiverged naming the epoch.
+    """
+    device = next(model.parameters()).device
     loss_fn = loss_function(config.loss)
-    augment = _augmenter(config)
+    augment = augmenter(config)
     generators = [torch.Generator(device="cpu").manual_seed(config.seed),
                   torch.Generator(device=device).manual_seed(config.seed + 1)]
+    state = resume or TrainState()
     if resume is not None:
         model.load_state_dict(resume.last_state)
         optimizer.load_state_dict(resume.optimizer_state)
         for generator, rng_state in zip(generators, resume.rng_states, strict=True):
             generator.set_state(rng_state)
-        state = resume
-    else:
-        state = TrainState(0, 0, -1.0, [], {}, {}, {}, [])
-    shuffle_generator, augment_generator = generators
-
+    train_data, val_data = data["train"], data["validation"]
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     val_images, val_labels = val_data.images.to(device), val_data.labels.to(device)
-    n_batches = math.ceil(len(train_data) / config.batch_size)
     started, seconds_before, interrupted = time.perf_counter(), state.train_seconds, False
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
             epoch_start = time.perf_counter()
-            model.train()
-            order = torch.randperm(len(train_data), generator=shuffle_generator).to(device)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.int64)
-            for batch_index in range(n_batches):
-                index = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
-                batch, targets = augment(images[index], augment_generator), labels[index]
-                logits = model(batch)
-                loss = loss_fn(logits, targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(index)
-                correct += (logits.detach().argmax(dim=1) == targets).sum()
-                if callbacks.on_batch:
-                    callbacks.on_batch(batch_index + 1, n_batches)
-            train_loss = loss_sum.item() / len(train_data)
+            train_loss, train_accuracy = train_epoch(
+                model, optimizer, loss_fn, images, labels, config.batch_size, generators, augment)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}: the loss became {train_loss} "
                     f"(lr={config.lr:g}); try a lower learning rate, e.g. --lr {config.lr / 10:g}"
                 )
-            metrics = EpochMetrics(epoch, train_loss, correct.item() / len(train_data))
+            metrics = EpochMetrics(epoch, train_loss, train_accuracy)
             is_best = False
             if epoch % config.val_interval == 0 or epoch == config.epochs:
-                evaluation = evaluate(model, val_images, val_labels, loss_fn=loss_fn)
+                evaluation = evaluate(model, val_images, val_labels, len(CLASSES), loss_fn)
                 metrics.val_accuracy, metrics.val_loss = evaluation["accuracy"], evaluation["loss"]
-                is_best = metrics.val_accuracy > state.best_val_accuracy
+                is_best = (state.best_val_accuracy is None
+                           or metrics.val_accuracy > state.best_val_accuracy)
             metrics.seconds = time.perf_counter() - epoch_start
             state = _state_after_epoch(state, model, optimizer, generators, metrics, is_best,
                                        seconds_before + time.perf_counter() - started)
-            if callbacks.on_epoch:
-                callbacks.on_epoch(metrics, is_best)
-            if callbacks.on_state:
-                callbacks.on_state(state)
+            if on_epoch:
+                on_epoch(metrics, is_best)
+            if on_state:
+                on_state(state)
     except KeyboardInterrupt:
         interrupted = True
-
     if state.best_state:
         model.load_state_dict(state.best_state)
     return TrainResult(model=model, state=state, interrupted=interrupted)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFunction,
+                images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                generators: list[torch.Generator], augment: Augment) -> tuple[float, float]:
+    """One pass over the shuffled images -> (mean loss, accuracy) of the training batches."""
+    shuffle_generator, augment_generator = generators
+    model.train()
+    order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.int64)
+    for start in range(0, len(images), batch_size):
+        index = order[start:start + batch_size]
+        batch, targets = augment(images[index], augment_generator), labels[index]
+        logits = model(batch)
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(index)
+        correct += (logits.detach().argmax(dim=1) == targets).sum()
+    return loss_sum.item() / len(images), correct.item() / len(images)
 
 
 def _state_after_epoch(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -272,6 +403,9 @@ def _state_after_epoch(state: TrainState, model: nn.Module, optimizer: torch.opt
     )
 
 
+# ------------------------------------------------------------------------------ evaluation
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     model.eval()
@@ -283,8 +417,10 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 102
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             n_classes: int = 26, loss_fn=functions.softmax_cross_entropy) -> dict[str, Any]:
-    """Accuracy, mean loss, predictions and the confusion matrix [true, predicted]."""
+             n_classes: int = len(CLASSES), loss_fn: LossFunction = softmax_cross_entropy
+             ) -> dict[str, Any]:
+    """Accuracy (exact ratio of counts), `n_correct`, mean loss and the confusion matrix
+    [true, predicted] (int64)."""
     was_training = model.training
     logits = predict_logits(model, images)
     model.train(was_training)
@@ -293,9 +429,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
     confusion.index_put_((labels.cpu(), predictions.cpu()),
                          torch.ones(len(labels), dtype=torch.int64), accumulate=True)
+    n_correct = int((predictions == labels).sum())
     return {
-        "accuracy": (predictions == labels).float().mean().item() if len(labels) else 0.0,
+        "accuracy": n_correct / len(labels) if len(labels) else 0.0,
+        "n_correct": n_correct,
         "loss": loss_fn(logits, labels).item() if len(labels) else 0.0,
-        "predictions": predictions.cpu(),
         "confusion": confusion,
     }

@@ -11,30 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from charrec import CLASSES, __version__
 from charrec.checkpoint import load_checkpoint
-from charrec.cli import app
+from tests.helpers import assert_one_line_error, invoke
 
-runner = CliRunner()
 PREDICTION = re.compile(r"Prediction: ([A-Z])\b")
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(arg) for arg in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """Non-zero exit, no traceback, and the error is one line starting with `Error:`."""
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +111,7 @@ def test_test_prints_accuracy_and_tables(trained: Path) -> None:
     assert "Per-class accuracy" in result.stdout and "Most confused" in result.stdout
     assert re.search(r"Accuracy on .*test: \d+\.\d\d% \(\d+/52 images\)",
                      result.stdout.replace("\n", ""))
-    assert trained.with_name("letters_confusion.png").is_file()
+    assert trained.with_name("letters_confusion_letters_test.png").is_file()
 
 
 def test_test_json(trained: Path, tmp_path: Path) -> None:

@@ -13,30 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_course_dataset
-from typer.testing import CliRunner
 
 from charrec.checkpoint import load_checkpoint
-from charrec.cli import app
 from charrec.config import make_config
 from charrec.data.loading import load_splits
 from charrec.errors import DataError, TrainingDiverged
-from charrec.train import train
-
-runner = CliRunner()
-
-
-def run_cli(*args: str):
-    return runner.invoke(app, [str(arg) for arg in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error:"), result.output
-    for fragment in fragments:
-        assert fragment in lines[-1], result.output
+from charrec.train import run
+from tests.helpers import assert_one_line_error, invoke, make_course_dataset
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +51,7 @@ def wait_for_epochs(process: subprocess.Popen, count: int, timeout: float = 120)
 
 def test_sigkill_mid_run_leaves_previous_checkpoint_loadable(big_dataset, tmp_path):
     out = tmp_path / "model.pth"
-    assert run_cli("train", "--data-dir", big_dataset, "--epochs", "1", "--out", out).exit_code == 0
+    assert invoke("train", "--data-dir", big_dataset, "--epochs", "1", "--out", out).exit_code == 0
     before = load_checkpoint(out)
     process = start_training(big_dataset, out)
     try:
@@ -103,9 +86,9 @@ def test_ctrl_c_saves_best_so_far_and_exits_130(big_dataset, tmp_path):
 def test_resume_reaches_the_same_weights_as_an_unbroken_run(course_dataset, tmp_path):
     common = ["--data-dir", course_dataset, "--hidden", "32", "--batch-size", "16", "--augment"]
     whole, part = tmp_path / "whole.pth", tmp_path / "part.pth"
-    assert run_cli("train", *common, "--epochs", "4", "--out", whole).exit_code == 0
-    assert run_cli("train", *common, "--epochs", "2", "--out", part).exit_code == 0
-    result = run_cli("train", "--resume", part, "--epochs", "4")
+    assert invoke("train", *common, "--epochs", "4", "--out", whole).exit_code == 0
+    assert invoke("train", *common, "--epochs", "2", "--out", part).exit_code == 0
+    result = invoke("train", "--resume", part, "--epochs", "4")
     assert result.exit_code == 0, result.output
     assert "Resuming from epoch 2" in result.output
     unbroken, resumed = load_checkpoint(whole), load_checkpoint(part)
@@ -118,18 +101,18 @@ def test_resume_reaches_the_same_weights_as_an_unbroken_run(course_dataset, tmp_
 
 def test_resume_refuses_changed_options_and_finished_runs(course_dataset, tmp_path):
     out = tmp_path / "m.pth"
-    assert run_cli("train", "--data-dir", course_dataset, "--epochs", "1", "--hidden", "16",
+    assert invoke("train", "--data-dir", course_dataset, "--epochs", "1", "--hidden", "16",
                    "--out", out).exit_code == 0
-    assert_one_line_error(run_cli("train", "--resume", out, "--lr", "0.1"), "--lr")
-    assert_one_line_error(run_cli("train", "--resume", out, "--epochs", "1"), "--epochs")
+    assert_one_line_error(invoke("train", "--resume", out, "--lr", "0.1"), "--lr")
+    assert_one_line_error(invoke("train", "--resume", out, "--epochs", "1"), "--epochs")
 
 
 def test_divergence_stops_with_a_hint_and_keeps_the_good_checkpoint(course_dataset, tmp_path):
     out = tmp_path / "model.pth"
-    assert run_cli("train", "--data-dir", course_dataset, "--epochs", "2", "--hidden", "16",
+    assert invoke("train", "--data-dir", course_dataset, "--epochs", "2", "--hidden", "16",
                    "--out", out).exit_code == 0
     good = load_checkpoint(out)
-    result = run_cli("train", "--data-dir", course_dataset, "--epochs", "5", "--optim", "sgd",
+    result = invoke("train", "--data-dir", course_dataset, "--epochs", "5", "--optim", "sgd",
                      "--lr", "1e30", "--momentum", "0.99", "--out", out)
     assert_one_line_error(result, "diverged at epoch", "lower learning rate")
     kept = load_checkpoint(out)
@@ -142,7 +125,7 @@ def test_divergence_is_an_error_in_the_library(course_dataset):
                           "lr": 1e30, "hidden": "16"})
     data = load_splits(course_dataset, config.norm_size, config.seed)
     with pytest.raises(TrainingDiverged, match="epoch 1"):
-        train(config, data)
+        run(config, data=data, save=False)
 
 
 # ------------------------------------------------------------------------------ bad datasets
@@ -176,7 +159,7 @@ def test_bad_datasets_fail_clearly(tmp_path, splits, fragment):
     root = write_course(tmp_path / "d", splits, images=("a.png", "b.png"))
     with pytest.raises(DataError, match=fragment.replace("(", r"\(")):
         load_splits(root, (8, 8))
-    assert_one_line_error(run_cli("train", "--data-dir", root, "--epochs", "1"), fragment)
+    assert_one_line_error(invoke("train", "--data-dir", root, "--epochs", "1"), fragment)
 
 
 def test_unreadable_images_are_skipped_with_a_count_or_fail_with_strict(tmp_path):
@@ -184,11 +167,11 @@ def test_unreadable_images_are_skipped_with_a_count_or_fail_with_strict(tmp_path
     broken = sorted((root / "images").glob("*.png"))[:2]
     for path in broken:
         path.write_bytes(b"not a png")
-    result = run_cli("train", "--data-dir", root, "--epochs", "1", "--batch-size", "4",
+    result = invoke("train", "--data-dir", root, "--epochs", "1", "--batch-size", "4",
                      "--out", tmp_path / "m.pth")
     assert result.exit_code == 0, result.output
     assert "skipped 2 unreadable images" in result.output
-    strict = run_cli("train", "--data-dir", root, "--epochs", "1", "--strict")
+    strict = invoke("train", "--data-dir", root, "--epochs", "1", "--strict")
     assert_one_line_error(strict, "2 images could not be read")
 
 
@@ -209,7 +192,7 @@ def test_unreadable_images_are_skipped_with_a_count_or_fail_with_strict(tmp_path
 ])
 def test_bad_options_name_the_option_before_training(course_dataset, tmp_path, args, fragment):
     out = tmp_path / "never.pth"
-    result = run_cli("train", "--data-dir", course_dataset, "--out", out, *args)
+    result = invoke("train", "--data-dir", course_dataset, "--out", out, *args)
     assert_one_line_error(result, fragment)
     assert not out.exists()
 
@@ -217,8 +200,8 @@ def test_bad_options_name_the_option_before_training(course_dataset, tmp_path, a
 def test_bad_yaml_names_key_and_line(tmp_path, course_dataset):
     config = tmp_path / "c.yaml"
     config.write_text("optim: adam\n\nlearning_rate: 0.1\n")
-    assert_one_line_error(run_cli("train", "--config", config), "line 3", "learning_rate")
+    assert_one_line_error(invoke("train", "--config", config), "line 3", "learning_rate")
     config.write_text("optim: adam\nepochs: many\n")
-    assert_one_line_error(run_cli("train", "--config", config), "line 2", "--epochs")
+    assert_one_line_error(invoke("train", "--config", config), "line 2", "--epochs")
     config.write_text("optim: [adam\n")
-    assert_one_line_error(run_cli("train", "--config", config), "invalid YAML")
+    assert_one_line_error(invoke("train", "--config", config), "invalid YAML")

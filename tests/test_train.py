@@ -1,5 +1,6 @@
-"""The training loop: it learns, it is exactly reproducible, it decodes images once, and it stops
-clearly when it diverges."""
+"""The training pipeline (`charrec.train.run`): it learns, it is exactly reproducible, it decodes
+images once, it saves the best epoch, it stops clearly when it diverges, and a dry run writes
+nothing."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_course_dataset
 from typer.testing import CliRunner
 
-from charrec.data import loading as data_module
+from charrec.checkpoint import load_checkpoint
 from charrec.cli import app
 from charrec.config import make_config
+from charrec.data import loading as data_module
 from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, TrainingDiverged
-from charrec.train import Callbacks, evaluate, train
+from charrec.train import Callbacks, TrainResult, evaluate, run
+from tests.helpers import make_course_dataset
 
 CHANCE = 1 / 26
 
@@ -25,6 +27,11 @@ def letters(tmp_path_factory) -> dict[str, LetterData]:
     """20 drawn letters per class (upper- and lowercase): 12 train, 4 validation, 4 test."""
     root = make_course_dataset(tmp_path_factory.mktemp("train") / "letters", per_class=20, seed=7)
     return load_splits(root, (32, 32))
+
+
+def train(config, data, callbacks: Callbacks | None = None) -> TrainResult:
+    """The pipeline on decoded splits, saving nothing."""
+    return run(config, callbacks, data=data, save=False)
 
 
 def _config(**options):
@@ -109,7 +116,11 @@ def test_ctrl_c_returns_the_best_model_so_far(letters) -> None:
 
     result = train(_config(epochs=10, hidden="16"), letters, Callbacks(on_epoch=interrupt))
     assert result.interrupted and len(result.history) == 2
-    assert result.best_epoch in (1, 2)
+    accuracies = [row["val_accuracy"] for row in result.history]
+    assert result.best_epoch == 1 + accuracies.index(max(accuracies))
+    validation = evaluate(result.model, letters["validation"].images,
+                          letters["validation"].labels)
+    assert validation["accuracy"] == max(accuracies)  # the model holds that epoch's weights
 
 
 def test_each_image_is_decoded_once_per_run(course_dataset: Path, tmp_path: Path,
@@ -130,3 +141,41 @@ def test_each_image_is_decoded_once_per_run(course_dataset: Path, tmp_path: Path
     n_images = len(list((course_dataset / "images").glob("*.png")))
     assert n_images == 26 * 12
     assert len(calls) == n_images and len(set(calls)) == n_images
+
+
+def test_run_saves_the_best_epoch_after_every_epoch_and_measures_the_test_split(
+        course_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pth"
+    saved: list[int] = []
+
+    def on_state(state) -> None:
+        saved.append(load_checkpoint(out)["metrics"]["last_epoch"])  # on disk already
+
+    config = _config(data_dir=str(course_dataset), epochs=3, hidden="16", out=str(out))
+    result = run(config, Callbacks(on_state=on_state))
+    assert saved == [1, 2, 3] and result.checkpoint == out
+    metrics = load_checkpoint(out)["metrics"]
+    data = load_splits(course_dataset, (32, 32))
+    test = evaluate(result.model, data["test"].images, data["test"].labels)
+    assert metrics["test_accuracy"] == result.test_accuracy == test["accuracy"]
+    assert metrics["best_epoch"] == result.best_epoch and metrics["interrupted"] is False
+
+
+def test_dry_run_runs_one_batch_and_writes_nothing(course_dataset: Path, tmp_path: Path) -> None:
+    before = sorted(path.name for path in course_dataset.rglob("*"))
+    out = tmp_path / "models" / "m.pth"
+    result = run(_config(data_dir=str(course_dataset), out=str(out), batch_size=8),
+                 dry_run=True)
+    assert len(result.history) == 1 and result.history[0]["train_loss"] > 0
+    assert result.model.layers[0].weight.grad is not None  # backward ran
+    assert not out.parent.exists()
+    assert sorted(path.name for path in course_dataset.rglob("*")) == before
+
+
+def test_dry_run_without_a_dataset_renders_one_batch_in_memory(tmp_path: Path) -> None:
+    data_dir, out = tmp_path / "letters", tmp_path / "m.pth"
+    result = CliRunner().invoke(app, ["train", "--dry-run", "--data-dir", str(data_dir),
+                                      "--batch-size", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Dry run: one batch of 4" in result.output and "augment=on" in result.output
+    assert not data_dir.exists() and not out.exists()

@@ -109,7 +109,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def save_contact_sheet(image: Image.Image, path: str | Path) -> Path:
     """Write the sheet as a PNG atomically (temp file + rename)."""
-    from charrec.checkpoint import atomic_write
+    from charrec.files import atomic_write
 
     data = png_bytes(image)
     return atomic_write(path, lambda handle: handle.write(data))

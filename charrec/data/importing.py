@@ -28,8 +28,8 @@ from PIL import Image
 
 from charrec import CLASSES, __version__
 from charrec.data.emnist import find_idx_pairs, read_letters
-from charrec.errors import DataError, ImageError
 from charrec.data.preprocess import IMAGE_SUFFIXES, open_image, to_grayscale
+from charrec.errors import DataError, ImageError
 
 Progress = Callable[[int, int], None]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from charrec import CLASSES
-from charrec.errors import DataError, ImageError
 from charrec.data.preprocess import IMAGE_SUFFIXES, load_gray, normalise
+from charrec.errors import DataError, ImageError
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -41,10 +41,6 @@ class LetterData:
 
     def __len__(self) -> int:
         return len(self.paths)
-
-    def to(self, device: torch.device | str) -> LetterData:
-        return LetterData(self.images.to(device), self.labels.to(device), self.paths,
-                          self.skipped)
 
 
 def label_index(label: object) -> int:
@@ -192,6 +188,18 @@ def load_split(data_dir: str | Path, split: str, norm_size: tuple[int, int], see
                         f"could be read; first error: {skipped[0][1]}")
     labels = torch.tensor([index for _, index in kept], dtype=torch.int64)
     return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
+
+
+def first_images(data_dir: str | Path, norm_size: tuple[int, int], count: int, seed: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `count` readable training images and their labels (for a dry run)."""
+    items = list_split(data_dir, "train", seed)[:count]
+    images, ok, skipped = decode_images([path for path, _ in items], norm_size)
+    if not any(ok):
+        raise DataError(f"none of the first {len(items)} training images of {data_dir} could "
+                        f"be read; first error: {skipped[0][1]}")
+    labels = [index for (_, index), good in zip(items, ok, strict=True) if good]
+    return images, torch.tensor(labels, dtype=torch.int64)
 
 
 def load_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,

@@ -24,16 +24,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from charrec import __version__
 from charrec.data import fonts as fonts
+from charrec.data.fonts import find_font_faces
 from charrec.errors import ConfigError, DataError
-from charrec.data.fonts import find_font_faces, find_fonts
 
-__all__ = ["DEFAULT_PER_CLASS", "find_fonts", "generate_dataset", "render_letters"]
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_PER_CLASS = 1000
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
@@ -99,6 +101,42 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
     return manifest
+
+
+def holds_anything(data_dir: Path) -> bool:
+    """Whether `data_dir` exists with something in it (then it is never rendered into)."""
+    return data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir()))
+
+
+def ensure_dataset(data_dir: Path, on_start: Callable[[Path], None] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> dict | None:
+    """Render the built-in letters at `data_dir` if it holds nothing yet; return their manifest,
+    or None when a dataset (or anything else) is already there."""
+    data_dir = Path(data_dir)
+    if holds_anything(data_dir):
+        return None
+    if on_start:
+        on_start(data_dir)
+    return generate_dataset(data_dir, progress=progress)
+
+
+def render_batch(count: int, seed: int, norm_size: tuple[int, int],
+                 font_dirs: Sequence[Path] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` built-in letters rendered in memory and preprocessed as training sees them ->
+    (images float32 [N, H, W] in [-1, 1], labels int64 [N]). For dry runs: nothing is written."""
+    import torch
+
+    from charrec.data.preprocess import normalise
+
+    faces = find_font_faces(font_dirs)
+    if not faces:
+        raise DataError("no usable fonts found: install the font packages with "
+                        "`pip install -e \".[fonts]\"` or pass --fonts DIR with .ttf/.otf files")
+    fonts.use_faces(faces)
+    rgb = render_letters(0, count, seed, norm_size).astype(np.float32)
+    gray = np.clip(np.rint(rgb @ LUMA), 0, 255).astype(np.uint8)
+    labels = torch.arange(count, dtype=torch.int64) % len(CLASS_LETTERS)
+    return normalise(torch.from_numpy(gray)), labels
 
 
 def split_of(position: int, per_class: int) -> str:

@@ -1,4 +1,4 @@
-"""Convolutional network pieces on our own autograd: Conv2d, MaxPool2d, Flatten and the `CNN`.
+"""Convolution Functions on our own autograd: Conv2d (im2col), MaxPool2d and Flatten.
 
 Notation as in `charrec.nn.functions`: `g` is dL/d(output), `x` the input [B, C, H, W], `W` the
 filters [O, C, kh, kw], `b` the bias [O]. A convolution with 'same' padding and stride 1 is a
@@ -15,25 +15,15 @@ gradient added back onto the pixels they were cut from ("col2im", the adjoint of
     dL/dW2 = sum over batch and pixels of g X^T,   dL/db = g summed over batch and pixels,
     dL/dX  = W2^T g,                               dL/dx = col2im(dL/dX).
 
-A CNN is `[Conv2d -> activation -> MaxPool2d 2x2/2] * n -> Flatten -> Linear` (charrec's own
-`Linear`); `build_cnn(config, n_classes)` makes one from `--conv 5x5x20,3x3x30`.
+Only Functions live here (the maths); the modules that hold their weights are in
+`charrec.nn.layers`, the CNN built from them in `charrec.nn.model`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.autograd import Function
-
-from charrec.errors import ConfigError
-from charrec.nn.model import Activation, Linear, initialisation_for
-
-if TYPE_CHECKING:
-    from charrec.config import TrainConfig
 
 POOL_SIZE = 2
 
@@ -172,103 +162,3 @@ def max_pool2d(x: torch.Tensor, size: int = POOL_SIZE) -> torch.Tensor:
 
 def flatten(x: torch.Tensor) -> torch.Tensor:
     return FlattenFunction.apply(x)
-
-
-# ------------------------------------------------------------------------------------ modules
-
-
-class Conv2d(nn.Module):
-    """'same'-padded stride-1 convolution with filters W [O, C, kh, kw] (odd kh, kw) and bias [O].
-
-    init as for `charrec.nn.model.Linear`, with fan_in = C*kh*kw and fan_out = O*kh*kw.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
-                 init: str = "kaiming", bias: bool = True) -> None:
-        super().__init__()
-        if kernel_size[0] % 2 == 0 or kernel_size[1] % 2 == 0:
-            raise ValueError(f"'same' padding needs odd kernel sizes, got {kernel_size}")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = tuple(kernel_size)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *kernel_size))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.reset_parameters(init)
-
-    def reset_parameters(self, init: str) -> None:
-        area = self.kernel_size[0] * self.kernel_size[1]
-        fan_in, fan_out = self.in_channels * area, self.out_channels * area
-        stds = {"kaiming": math.sqrt(2.0 / fan_in), "xavier": math.sqrt(2.0 / (fan_in + fan_out)),
-                "normal": 1.0}
-        with torch.no_grad():
-            self.weight.normal_(0.0, stds[init])
-            if self.bias is not None:
-                self.bias.normal_(0.0, 1.0) if init == "normal" else self.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv2d(x, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        kernel = "x".join(map(str, self.kernel_size))
-        return (f"{self.in_channels}->{self.out_channels}, kernel={kernel}, "
-                f"bias={self.bias is not None}")
-
-
-class MaxPool2d(nn.Module):
-    def __init__(self, size: int = POOL_SIZE) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return max_pool2d(x, self.size)
-
-    def extra_repr(self) -> str:
-        return f"{self.size}x{self.size}/{self.size}"
-
-
-class Flatten(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return flatten(x)
-
-
-class CNN(nn.Module):
-    """[Conv2d -> act -> MaxPool2d 2x2/2] per entry of `conv` (kh, kw, out_channels), then
-    Flatten and one Linear to `n_classes` logits.
-
-    Input: images [B, H, W] (grayscale, one channel added) or [B, C, H, W] with C = in_channels.
-    """
-
-    def __init__(self, image_size: tuple[int, int], n_classes: int,
-                 conv: tuple[tuple[int, int, int], ...], in_channels: int = 1, act: str = "relu",
-                 init: str = "auto", bias: bool = True) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        weight_init = initialisation_for(act, init)
-        layers: list[nn.Module] = []
-        channels, (height, width) = in_channels, image_size
-        for kernel_h, kernel_w, out_channels in conv:
-            layers += [Conv2d(channels, out_channels, (kernel_h, kernel_w), weight_init, bias),
-                       Activation(act), MaxPool2d(POOL_SIZE)]
-            channels, height, width = out_channels, height // POOL_SIZE, width // POOL_SIZE
-            if height == 0 or width == 0:
-                raise ConfigError(
-                    f"{len(conv)} conv layers each halve the image ({image_size[0]}x"
-                    f"{image_size[1]}), leaving nothing after layer {len(layers) // 3}; use "
-                    f"fewer --conv layers or a larger --norm-size")
-        layers += [Flatten(), Linear(channels * height * width, n_classes,
-                                     init="normal" if init == "normal" else "xavier", bias=bias)]
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() == 3:
-            images = images.unsqueeze(1)
-        if images.shape[1] != self.in_channels:
-            raise ConfigError(f"this network takes {self.in_channels}-channel images, got "
-                              f"{images.shape[1]} channel(s); charrec's preprocessing gives "
-                              f"grayscale (1 channel)")
-        return self.layers(images)
-
-
-def build_cnn(config: TrainConfig, n_classes: int) -> CNN:
-    """The CNN a config describes (`conv`, `norm_size`, `channels`, `act`, `init`, `bias`)."""
-    return CNN(config.norm_size, n_classes, config.conv, config.channels, config.act,
-               config.init, config.bias)

@@ -11,6 +11,8 @@ The model and the loss are built only from these; torch's built-in layers (`nn.L
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.autograd import Function
 
@@ -175,3 +177,11 @@ def softmax_mse(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def softmax(logits: torch.Tensor) -> torch.Tensor:
     """Class probabilities for inference (no gradient needed)."""
     return torch.exp(log_softmax_rows(logits))
+
+
+LOSSES = {"ce": softmax_cross_entropy, "mse": softmax_mse}
+
+
+def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss a config names: "ce" (softmax cross-entropy) or "mse" (softmax squared error)."""
+    return LOSSES[name]

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrec.nn import conv
-from charrec.nn import functions
 from charrec.config import make_config
-from charrec.nn.model import Activation, Linear, build_model
+from charrec.nn import conv, functions, layers
+from charrec.nn.layers import Activation, Linear
+from charrec.nn.model import CNN, build_model
 
 EPS = 1e-6
 GRADCHECK_ATOL, GRADCHECK_RTOL = 1e-5, 1e-3
@@ -160,12 +160,12 @@ class _AddChannel(nn.Module):
 def _builtin_layer(layer: nn.Module) -> nn.Module:
     if isinstance(layer, Linear):
         twin = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-    elif isinstance(layer, conv.Conv2d):
+    elif isinstance(layer, layers.Conv2d):
         twin = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
                          padding="same", bias=layer.bias is not None)
-    elif isinstance(layer, conv.MaxPool2d):
+    elif isinstance(layer, layers.MaxPool2d):
         return nn.MaxPool2d(layer.size)
-    elif isinstance(layer, conv.Flatten):
+    elif isinstance(layer, layers.Flatten):
         return nn.Flatten()
     elif isinstance(layer, Activation):
         return BUILTIN_ACTIVATIONS[layer.name]()
@@ -181,7 +181,7 @@ def _builtin_layer(layer: nn.Module) -> nn.Module:
 def builtin_equivalent(model: nn.Module) -> nn.Sequential:
     """The same network (same weights, same parameter order) from nn.Linear, nn.Conv2d,
     nn.MaxPool2d, nn.ReLU, ...: the reference for gradchecks and speed benchmarks."""
-    front = _AddChannel() if isinstance(model, conv.CNN) else nn.Flatten()
+    front = _AddChannel() if isinstance(model, CNN) else nn.Flatten()
     return nn.Sequential(front, *(_builtin_layer(layer) for layer in model.layers))
 
 
@@ -260,7 +260,6 @@ def model_check(name: str, options: dict[str, Any], seed: int = 0) -> Check:
     torch built-ins with the same weights."""
     from torch.func import functional_call
 
-    from charrec.train import loss_function
 
     def make() -> tuple[Inputs, Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
         config = make_config(options)
@@ -273,7 +272,7 @@ def model_check(name: str, options: dict[str, Any], seed: int = 0) -> Check:
         targets = _targets(2, MODEL_CLASSES, seed=seed + 101)
         parameters = tuple(parameter.detach().clone().requires_grad_()
                            for parameter in model.parameters())
-        ours_loss, torch_loss = loss_function(config.loss), REFERENCE_LOSSES[config.loss]
+        ours_loss, torch_loss = functions.loss_function(config.loss), REFERENCE_LOSSES[config.loss]
 
         def ours(images: torch.Tensor, *parameters: torch.Tensor) -> torch.Tensor:
             logits = functional_call(model, dict(zip(names, parameters, strict=True)), (images,))

@@ -1,71 +1,26 @@
-"""Network modules built on our autograd Functions: `Linear`, `Activation` and the `MLP`.
+"""Whole networks from charrec's layers: the `MLP` and the `CNN`, and `build_model`.
 
 `build_model(config, n_classes)` is the one place that turns a `TrainConfig` into a network, so
-training, testing, predicting and checkpoint loading all build the same architecture.
+training, testing, predicting and checkpoint loading all build the same architecture. Layers and
+their initialisation are in `charrec.nn.layers`; nothing here trains or reads data.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from charrec.nn import functions
 from charrec.config import TrainConfig
-
-
-class Linear(nn.Module):
-    """`y = x W^T + b` with W [out, in]; initialised by fan-in unless `init == "normal"`.
-
-    init: "kaiming" (std sqrt(2/fan_in), for relu), "xavier" (std sqrt(2/(fan_in+fan_out)),
-    for sigmoid/tanh/none) or "normal" (plain N(0, 1), the textbook baseline). Biases start at 0
-    (N(0, 1) under "normal").
-    """
-
-    def __init__(self, in_features: int, out_features: int, init: str = "kaiming",
-                 bias: bool = True) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.reset_parameters(init)
-
-    def reset_parameters(self, init: str) -> None:
-        stds = {
-            "kaiming": math.sqrt(2.0 / self.in_features),
-            "xavier": math.sqrt(2.0 / (self.in_features + self.out_features)),
-            "normal": 1.0,
-        }
-        with torch.no_grad():
-            self.weight.normal_(0.0, stds[init])
-            if self.bias is not None:
-                self.bias.normal_(0.0, 1.0) if init == "normal" else self.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return functions.linear(x, self.weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, bias={self.bias is not None}"
-
-
-class Activation(nn.Module):
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return functions.activation(self.name, x)
-
-    def extra_repr(self) -> str:
-        return self.name
-
-
-def initialisation_for(act: str, init: str) -> str:
-    """The weight initialisation a config means: fan-in scaled to suit the activation by default."""
-    if init == "normal":
-        return "normal"
-    return "kaiming" if act == "relu" else "xavier"
+from charrec.errors import ConfigError
+from charrec.nn.layers import (
+    POOL_SIZE,
+    Activation,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    initialisation_for,
+)
 
 
 class MLP(nn.Module):
@@ -97,15 +52,52 @@ class MLP(nn.Module):
         return self.layers(images.reshape(images.shape[0], -1))
 
 
+class CNN(nn.Module):
+    """[Conv2d -> act -> MaxPool2d 2x2/2] per entry of `conv` (kh, kw, out_channels), then
+    Flatten and one Linear to `n_classes` logits.
+
+    Input: images [B, H, W] (grayscale, one channel added) or [B, C, H, W] with C = in_channels.
+    """
+
+    def __init__(self, image_size: tuple[int, int], n_classes: int,
+                 conv: tuple[tuple[int, int, int], ...], in_channels: int = 1, act: str = "relu",
+                 init: str = "auto", bias: bool = True) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        weight_init = initialisation_for(act, init)
+        layers: list[nn.Module] = []
+        channels, (height, width) = in_channels, image_size
+        for kernel_h, kernel_w, out_channels in conv:
+            layers += [Conv2d(channels, out_channels, (kernel_h, kernel_w), weight_init, bias),
+                       Activation(act), MaxPool2d(POOL_SIZE)]
+            channels, height, width = out_channels, height // POOL_SIZE, width // POOL_SIZE
+            if height == 0 or width == 0:
+                raise ConfigError(
+                    f"{len(conv)} conv layers each halve the image ({image_size[0]}x"
+                    f"{image_size[1]}), leaving nothing after layer {len(layers) // 3}; use "
+                    f"fewer --conv layers or a larger --norm-size")
+        layers += [Flatten(), Linear(channels * height * width, n_classes,
+                                     init="normal" if init == "normal" else "xavier", bias=bias)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if images.shape[1] != self.in_channels:
+            raise ConfigError(f"this network takes {self.in_channels}-channel images, got "
+                              f"{images.shape[1]} channel(s); charrec's preprocessing gives "
+                              f"grayscale (1 channel)")
+        return self.layers(images)
+
+
 def build_model(config: TrainConfig, n_classes: int) -> nn.Module:
     """The network a config describes (architecture fields only; weights freshly initialised)."""
     if config.arch == "mlp":
         return MLP(config.input_size, n_classes, config.hidden, config.layers, config.act,
                    config.init, config.bias)
     if config.arch == "cnn":
-        from charrec.nn.conv import build_cnn  # conv builds on this module's Linear
-
-        return build_cnn(config, n_classes)
+        return CNN(config.norm_size, n_classes, config.conv, config.channels, config.act,
+                   config.init, config.bias)
     raise ValueError(f"unknown architecture {config.arch!r}")
 
 

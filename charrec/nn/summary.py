@@ -41,8 +41,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 def summarise(model: nn.Module, image_shape: tuple[int, int, int]) -> list[LayerRow]:
     """Rows for `model` (an MLP or CNN: layers in `model.layers`) fed one H×W×C image."""
-    from charrec.nn.conv import Conv2d, MaxPool2d
-    from charrec.nn.model import Linear
+    from charrec.nn.layers import Conv2d, Linear, MaxPool2d
 
     shape: tuple[int, ...] = tuple(image_shape)
     layers = list(model.layers)

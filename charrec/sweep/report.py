@@ -14,9 +14,9 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from charrec.report import _pyplot, _save_figure, console, percent
-from charrec.sweep.spec import NUMERIC_OPTIONS, SweepSpec, Trial
+from charrec.report import console, percent, pyplot, save_figure
 from charrec.sweep.results import PointSummary, format_value
+from charrec.sweep.spec import NUMERIC_OPTIONS, SweepSpec, Trial
 
 LOG_AXIS = {"lr": 10, "weight_decay": 10, "batch_size": 2}
 TABLE_LEGEND = ("Epoch: the epoch of best validation accuracy; Val/Test: accuracy (%) at that "
@@ -101,7 +101,7 @@ def print_results(spec: SweepSpec, summaries: Sequence[PointSummary],
 
 def plot_val_curves(summaries: Sequence[PointSummary], path: str | Path, title: str) -> Path:
     """Validation accuracy vs epoch, one curve per point (mean, band = ± std)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
     curves = [(summary, summary.val_curve()) for summary in summaries if summary.val_curve()]
     colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
@@ -118,7 +118,7 @@ def plot_val_curves(summaries: Sequence[PointSummary], path: str | Path, title: 
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.grid(alpha=0.3)
     _legend(axis, len(curves))
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def _legend(axis: Any, entries: int) -> None:
@@ -143,7 +143,7 @@ def plot_accuracy_vs_option(summaries: Sequence[PointSummary], option: str,
     """Final validation (solid) and test (dashed) accuracy vs one option's value; one line per
     combination of the `others` options; error bars = std over repeats. Without `connect`
     (random search) the points are not joined."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     done = [summary for summary in summaries if summary.n_ok]
     values = [summary.options[option] for summary in done]
@@ -170,7 +170,7 @@ def plot_accuracy_vs_option(summaries: Sequence[PointSummary], option: str,
     axis.set(ylabel="accuracy", title=title)
     axis.grid(alpha=0.3)
     _legend(axis, 2 * len(groups) if done else 0)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def _set_x_axis(axis: Any, option: str, values: Sequence[Any], numeric: bool,

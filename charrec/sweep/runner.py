@@ -29,8 +29,8 @@ from typing import Any
 from charrec import __version__
 from charrec.errors import ConfigError
 from charrec.sweep.executors import Executor
-from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, trial_config
 from charrec.sweep.results import PointSummary, best_point, best_trial, format_value, summarise
+from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, trial_config
 from charrec.sweep.trial import TrialTask, data_key, load_trial_data, run_trial, save_data_file
 
 SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
@@ -148,7 +148,7 @@ class RunFolder:
         return self._write_text(BEST_FILE, header + body)
 
     def _write_text(self, name: str, text: str) -> Path:
-        from charrec.checkpoint import atomic_write
+        from charrec.files import atomic_write
 
         return atomic_write(self.path / name, lambda handle: handle.write(text.encode()))
 

@@ -66,7 +66,7 @@ def save_data_file(path: str | Path, data: dict[str, Any]) -> Path:
     """Save decoded splits (tensors and file lists: plain data) for workers to memory-map."""
     import torch
 
-    from charrec.checkpoint import atomic_write
+    from charrec.files import atomic_write
 
     plain = {split: {"images": letters.images, "labels": letters.labels, "paths": letters.paths,
                      "skipped": [list(entry) for entry in letters.skipped]}
@@ -87,8 +87,7 @@ def _load_data_file(path: str | Path) -> dict[str, Any]:
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Train one trial and return its results row; a failure becomes a row with its reason."""
-    from charrec.checkpoint import make_checkpoint, save_checkpoint
-    from charrec.train import evaluate, train
+    from charrec.train import run
 
     trial, started = task.trial, time.perf_counter()
     row: dict[str, Any] = {"trial": trial.trial_id, "index": trial.index, "point": trial.point,
@@ -99,14 +98,9 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
         config = resolve_augment(trial_config(trial, **changes))
         row["config"] = config.to_dict()
         data = load_trial_data(config, task.strict, task.data_file)
-        result = train(config, data)
+        result = run(config, data=data, save=task.checkpoint is not None)
         if result.interrupted:
             return {**row, "status": "interrupted"}
-        test = evaluate(result.model, data["test"].images, data["test"].labels)
-        metrics = {**result.metrics(), "test_accuracy": test["accuracy"]}
-        if task.checkpoint:
-            save_checkpoint(task.checkpoint, make_checkpoint(config, result.model.state_dict(),
-                                                             metrics))
     except TrainingDiverged as error:
         return {**row, "status": "failed", "reason": f"diverged: {error}",
                 "wall_seconds": round(time.perf_counter() - started, 3)}
@@ -118,7 +112,7 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
                 "wall_seconds": round(time.perf_counter() - started, 3)}
     return {
         **row, "status": "ok", "best_epoch": result.best_epoch,
-        "val_accuracy": result.best_val_accuracy, "test_accuracy": test["accuracy"],
+        "val_accuracy": result.best_val_accuracy, "test_accuracy": result.test_accuracy,
         "epochs_run": len(result.history), "train_seconds": round(result.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
         "checkpoint": task.checkpoint, "history": result.history,

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy
 import pytest
 import torch
-from conftest import draw_letter
 from PIL import Image, ImageOps
 
 from charrec import CLASSES
@@ -22,8 +21,9 @@ from charrec.data.loading import (
     load_splits,
     split_stratified,
 )
-from charrec.errors import DataError, ImageError
 from charrec.data.preprocess import load_image, preprocess
+from charrec.errors import DataError, ImageError
+from tests.helpers import draw_letter
 
 NORM_SIZE = (32, 32)
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from charrec.nn import som
 from charrec.cli import app
 from charrec.errors import ConfigError
+from charrec.nn import som
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck
 from typer.testing import CliRunner
 
-from charrec.nn import functions
 from charrec.cli import app
+from charrec.nn import functions
 from charrec.nn.functions import SoftmaxMSEFunction
 
 runner = CliRunner()

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from charrec.data import synth
-from charrec.errors import CharrecError, DataError
 from charrec.data.fonts import LOWERCASE, UPPERCASE, default_font_dirs, drawn_letters, find_fonts
+from charrec.errors import CharrecError, DataError
 
 MATPLOTLIB_FONTS = default_font_dirs()[0]
 SPLIT_FILES = ("train.json", "validation.json", "test.json")

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck
 from typer.testing import CliRunner
 
-from charrec.nn import conv
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.nn.conv import CNN, Conv2dFunction, FlattenFunction, MaxPool2dFunction
 from charrec.errors import ConfigError
+from charrec.nn import conv
+from charrec.nn.conv import Conv2dFunction, FlattenFunction, MaxPool2dFunction
 from charrec.nn.gradcheck import builtin_equivalent
-from charrec.nn.model import build_model, count_parameters
+from charrec.nn.model import CNN, build_model, count_parameters
 
 runner = CliRunner()
 

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import draw_letter, make_course_dataset, make_folder_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
 from charrec import CLASSES
 from charrec.cli import app
 from charrec.data.contact_sheet import CAPTION_HEIGHT, GAP, HEADER_HEIGHT, grid_shape, sheet_size
-from charrec.data.loading import SPLITS, load_split, load_splits
-from charrec.data.importing import import_dataset
 from charrec.data.emnist import find_idx_pairs
-from charrec.errors import DataError
+from charrec.data.importing import import_dataset
+from charrec.data.loading import SPLITS, load_split, load_splits
 from charrec.data.preprocess import load_image
+from charrec.errors import DataError
+from tests.helpers import draw_letter, make_course_dataset, make_folder_dataset
 
 runner = CliRunner()
 

@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charrec.nn import functions
 from charrec.config import make_config
 from charrec.errors import ConfigError
-from charrec.nn.model import MLP, Activation, Linear, build_model, count_parameters
+from charrec.nn import functions
+from charrec.nn.layers import Activation, Linear
+from charrec.nn.model import MLP, build_model, count_parameters
 
 
 def _linears(model: nn.Module) -> list[Linear]:

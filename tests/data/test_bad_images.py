@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.errors import ConfigError, ImageError
 from charrec.data.preprocess import load_image, open_image, preprocess
+from charrec.errors import ConfigError, ImageError
 
 SIZE = (16, 16)
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]  # tmp_path is reused; each example rewrites it

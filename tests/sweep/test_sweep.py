@@ -17,11 +17,11 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from charrec.sweep import trial as sweep_trial
 from charrec import train as train_module
 from charrec.cli import app
 from charrec.config import load_train_yaml, make_config
 from charrec.errors import ConfigError
+from charrec.sweep import trial as sweep_trial
 from charrec.sweep.executors import InlineExecutor
 from charrec.sweep.runner import RunFolder, run_sweep
 from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
@@ -267,14 +267,14 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
           lr: [1.0e+30, 5e-2]  # 5e-2 is a string to YAML; charrec reads it as a number
           hidden: [8, 9]
         """)
-    real_train = train_module.train
+    real_run = train_module.run
 
-    def train_failing_for_hidden_9(config, data, *args, **kwargs):
+    def train_failing_for_hidden_9(config, *args, **kwargs):
         if config.hidden == (9,) and config.lr < 1:
             raise RuntimeError("boom")
-        return real_train(config, data, *args, **kwargs)
+        return real_run(config, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train", train_failing_for_hidden_9)
+    monkeypatch.setattr(train_module, "run", train_failing_for_hidden_9)
     result = invoke(config, "--out-dir", tmp_path / "run", "--threads", "1")
     assert result.exit_code == 0, result.output
     rows = {row["trial"]: row for row in read_rows(tmp_path / "run")}
@@ -299,15 +299,15 @@ def test_every_trial_failing_is_a_clear_error(tmp_path, course_dataset):
 
 
 def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep, monkeypatch):
-    real_train, calls = train_module.train, []
+    real_run, calls = train_module.run, []
 
-    def train_interrupted_at_third(config, data, *args, **kwargs):
+    def train_interrupted_at_third(config, *args, **kwargs):
         calls.append(config.seed)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_train(config, data, *args, **kwargs)
+        return real_run(config, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train", train_interrupted_at_third)
+    monkeypatch.setattr(train_module, "run", train_interrupted_at_third)
     run_dir = tmp_path / "run"
     result = invoke(momentum_sweep, "--out-dir", run_dir, "--threads", "1")
     assert result.exit_code == 130 and f"--resume {run_dir}" in result.output
@@ -317,7 +317,7 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
     with open(run_dir / "results.jsonl", "a") as handle:
         handle.write('{"trial": "t002", "index": 2, "sta')
 
-    monkeypatch.setattr(train_module, "train", real_train)
+    monkeypatch.setattr(train_module, "run", real_run)
     calls.clear()
     result = invoke("--resume", run_dir, "--threads", "1")
     assert result.exit_code == 0, result.output

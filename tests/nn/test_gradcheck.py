@@ -9,9 +9,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from charrec.nn import conv
-from charrec.nn import functions
 from charrec.cli import app
+from charrec.nn import conv, functions
 from charrec.nn.gradcheck import MODEL_SPECS, Check, all_checks, model_check, run_checks
 
 runner = CliRunner()

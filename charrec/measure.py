@@ -1,0 +1,72 @@
+"""Measuring a trained model on a dataset: which images, per-class accuracy, common mistakes.
+
+`measure(model, config, classes, data_dir, split)` is what `charrec test` and the benchmarks
+call. It decides which images a checkpoint is tested on (a folder-per-class tree the model was
+not trained on is a test set as a whole; the one it was trained on is split with the training
+seed, so its training images are never tested) and returns plain numbers. No printing, no plots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from charrec.config import TrainConfig
+from charrec.data.loading import LetterData, detect_layout, load_split
+from charrec.train import evaluate
+
+
+@dataclass
+class Measurement:
+    data: LetterData
+    data_name: str  # what was tested, e.g. "handwriting_dev" or "character_classification/test"
+    accuracy: float
+    n_correct: int
+    confusion: torch.Tensor  # [true, predicted] counts
+    classes: Sequence[str]
+
+    def per_class(self) -> dict[str, dict[str, Any]]:
+        """{letter: {"n_images", "n_correct", "accuracy"}} (accuracy None for absent letters)."""
+        result = {}
+        for index, letter in enumerate(self.classes):
+            total, correct = int(self.confusion[index].sum()), int(self.confusion[index, index])
+            result[letter] = {"n_images": total, "n_correct": correct,
+                              "accuracy": correct / total if total else None}
+        return result
+
+    def confused_pairs(self, top: int = 5) -> list[tuple[str, str, int]]:
+        return confused_pairs(self.confusion, self.classes, top)
+
+
+def confused_pairs(confusion: torch.Tensor, classes: Sequence[str],
+                   top: int = 5) -> list[tuple[str, str, int]]:
+    """The most frequent (true, predicted) mistakes."""
+    pairs = [(classes[true], classes[predicted], int(confusion[true, predicted]))
+             for true in range(len(classes)) for predicted in range(len(classes))
+             if true != predicted and int(confusion[true, predicted]) > 0]
+    return sorted(pairs, key=lambda pair: (-pair[2], pair[0], pair[1]))[:top]
+
+
+def test_images(config: TrainConfig, data_dir: str | Path | None, split: str,
+                strict: bool = False) -> tuple[LetterData, str]:
+    """The images to test a model trained per `config` on, and a name for them."""
+    directory = Path(data_dir or config.data_dir).resolve()
+    trained_here = directory == Path(config.data_dir).resolve()
+    whole = detect_layout(directory) == "folders" and not trained_here
+    data = load_split(directory, split, config.norm_size, config.seed, whole_folder=whole,
+                      strict=strict)
+    return data, directory.name if whole else f"{directory.name}/{split}"
+
+
+def measure(model: nn.Module, config: TrainConfig, classes: Sequence[str],
+            data_dir: str | Path | None = None, split: str = "test",
+            strict: bool = False) -> Measurement:
+    data, name = test_images(config, data_dir, split, strict)
+    result = evaluate(model, data.images, data.labels, len(classes))
+    return Measurement(data, name, result["accuracy"], result["n_correct"], result["confusion"],
+                       list(classes))
