@@ -51,8 +51,9 @@ def time_augmentation(repeats: int = 200) -> None:
 
     from charrec.config import make_config
     from charrec.data.augment import augment_batch
+    from charrec.nn.functions import loss_function
     from charrec.nn.model import build_model
-    from charrec.train import loss_function, make_optimizer
+    from charrec.train import make_optimizer
 
     config = make_config({})
     model = build_model(config, 26)

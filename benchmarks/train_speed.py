@@ -12,7 +12,7 @@ After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) f
 so a busy machine slows both alike; the medians and their ratio (target >= 0.95) are printed,
 and the ratio of the fastest epochs (least disturbed by other processes on a shared machine).
 
-Part 2: the wall time of a full `charrec.train.train` run (50 epochs of a 1024-64-26 MLP on 4096
+Part 2: the wall time of a full `charrec.train.run` run (50 epochs of a 1024-64-26 MLP on 4096
 32x32 images, validation every epoch), i.e. the library's real training loop.
 """
 
@@ -33,7 +33,7 @@ from charrec.data.loading import LetterData
 from charrec.nn import functions
 from charrec.nn.layers import Linear
 from charrec.nn.model import MLP
-from charrec.train import train
+from charrec.train import run
 
 N_IMAGES, N_CLASSES, SIZE = 4096, 26, 32
 
@@ -99,7 +99,7 @@ def full_training(epochs: int, batch_size: int) -> dict[str, float]:
     config = make_config({"hidden": "64", "epochs": epochs, "batch_size": batch_size,
                           "augment": False, "device": "cpu"})
     started = time.perf_counter()
-    result = train(config, data)
+    result = run(config, data=data, save=False)
     seconds = time.perf_counter() - started
     return {"architecture": "1024-64-26", "epochs": epochs, "n_train": N_IMAGES, "n_val": 600,
             "batch_size": batch_size, "wall_seconds": round(seconds, 2),
@@ -137,7 +137,7 @@ def main() -> None:
         report["training"] = full_training(args.train_epochs, args.batch_size)
         if not args.json:
             training = report["training"]
-            print(f"charrec.train.train: {training['epochs']} epochs of a 1024-64-26 MLP on "
+            print(f"charrec.train.run: {training['epochs']} epochs of a 1024-64-26 MLP on "
                   f"{training['n_train']} 32x32 images (+{training['n_val']} validated each "
                   f"epoch): {training['wall_seconds']:.2f} s "
                   f"({1000 * training['seconds_per_epoch']:.1f} ms/epoch)")

@@ -60,8 +60,7 @@ def stats_command(
     from rich.table import Table
 
     from charrec import CLASSES
-    from charrec.data.importing import split_counts
-    from charrec.data.loading import SPLITS, detect_layout
+    from charrec.data.loading import SPLITS, detect_layout, split_counts
 
     layout = detect_layout(data_dir)
     counts = split_counts(data_dir, seed)
@@ -96,7 +95,7 @@ def show_command(
 ) -> None:
     """Draw a contact sheet (grid of random images with their labels) to look at a dataset."""
     from charrec.config import PARSERS
-    from charrec.data.importing import contact_sheet
+    from charrec.data.contact_sheet import contact_sheet
 
     size = PARSERS["norm_size"](norm_size)
     name = "contact_sheet_preprocessed.png" if preprocessed else "contact_sheet.png"

@@ -1,6 +1,6 @@
 """Everything charrec shows: rich tables and progress on the terminal, PNG plots on disk.
 
-This is the only module that draws. Plots use matplotlib's non-interactive Agg backend (imported
+Shared by the CLI and `charrec.sweep.report`; it never trains or reads data. Plots use matplotlib's non-interactive Agg backend (imported
 lazily, so `charrec --help` stays instant) and are written atomically.
 """
 

@@ -3,18 +3,25 @@
 Pure Pillow (no matplotlib), so the sheet's pixel size is exact and known in advance:
 `columns = ceil(sqrt(n))`, each cell is `tile` pixels wide and `tile + CAPTION_HEIGHT` tall,
 cells are separated (and framed) by `GAP` pixels, and a `HEADER_HEIGHT` band on top holds the
-title. `charrec.data.importing.contact_sheet` picks the samples; this module only draws them.
+title. `contact_sheet` picks random samples of a dataset (either layout) and draws them.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from charrec import CLASSES
+from charrec.data.loading import dataset_items
+from charrec.data.preprocess import open_image
+from charrec.errors import DataError, ImageError
+from charrec.files import atomic_write
 
 GAP = 6
 CAPTION_HEIGHT = 30
@@ -109,7 +116,59 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def save_contact_sheet(image: Image.Image, path: str | Path) -> Path:
     """Write the sheet as a PNG atomically (temp file + rename)."""
-    from charrec.files import atomic_write
-
     data = png_bytes(image)
     return atomic_write(path, lambda handle: handle.write(data))
+
+
+# ------------------------------------------------------------------------------- datasets
+
+
+@dataclass
+class SheetResult:
+    path: Path
+    shown: int
+    total: int
+    unreadable: list[tuple[str, str]]  # (path, reason)
+
+
+def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = None,
+                  n: int = 64, seed: int = 0, preprocessed: bool = False,
+                  norm_size: tuple[int, int] = (32, 32), tile: int = 96) -> SheetResult:
+    """Draw `n` random images of a dataset (sorted by letter) with their labels into a PNG.
+
+    `preprocessed` shows what the network sees (`charrec.data.preprocess.load_image`, [-1, 1] mapped
+    to black..white) instead of the files as they are.
+    """
+    items = dataset_items(data_dir, split, seed)
+    chosen = random.Random(seed).sample(items, min(n, len(items)))
+    chosen.sort(key=lambda item: (item[1], str(item[0])))
+    tiles, unreadable = [], []
+    for path, index, split_name in chosen:
+        note = f"{split_name[:5]} {path.name}" if split is None and split_name else path.name
+        try:
+            image = _network_view(path, norm_size) if preprocessed else open_image(path)
+        except ImageError as error:
+            unreadable.append((str(path), str(error)))
+            image = None
+        tiles.append(Tile(image, CLASSES[index], note))
+    view = (f"as the network sees them ({norm_size[0]}x{norm_size[1]})" if preprocessed
+            else "as stored")
+    title = (f"{data_dir} [{split or 'all splits'}]: {len(chosen)} of {len(items)} images, "
+             f"{view}, seed {seed}")
+    try:
+        path = save_contact_sheet(draw_contact_sheet(tiles, title, tile), out)
+    except OSError as error:
+        raise DataError(f"cannot write the contact sheet {out} ({error}); "
+                        f"choose another --out") from None
+    return SheetResult(path, len(chosen), len(items), unreadable)
+
+
+def _network_view(path: Path, norm_size: tuple[int, int]) -> Image.Image:
+    import torch
+
+    from charrec.data.preprocess import load_image
+
+    values = load_image(path, norm_size)
+    pixels = ((values + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    height, width = norm_size
+    return Image.frombytes("L", (width, height), bytes(pixels.flatten().tolist()))

@@ -4,18 +4,16 @@
 EMNIST-letters IDX files (`*-images-idx3-ubyte[.gz]` with their `*-labels-idx1-ubyte[.gz]`) and
 writes the course layout: `images/` + `train.json`, `validation.json`, `test.json` (a stratified
 70/15/15 split by `charrec.data.loading.split_stratified`, or everything in `test.json`) and
-`sources.json` (where each image came from). IDX parsing lives in `charrec.data.emnist`. The dataset is
-built in a hidden temp folder next to the destination and renamed into place at the end, so a
-failed or interrupted import leaves nothing half-written.
-
-`contact_sheet` draws random samples of any dataset (either layout) with their labels into one PNG.
+`sources.json` (where each image came from). IDX parsing lives in `charrec.data.emnist`. The dataset
+is built in a hidden temp folder next to the destination and renamed into place at the end, so a
+failed or interrupted import leaves nothing half-written. Reading datasets is
+`charrec.data.loading`'s job, not this module's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import time
 import uuid
@@ -92,7 +90,7 @@ Sample = FileSample | IdxSample
 
 
 def _shrink(image: Image.Image, norm_size: tuple[int, int]) -> Image.Image:
-    """Grayscale + resize exactly as `charrec.data.preprocess` does, so the network sees the same."""
+    """Grayscale + resize exactly as `charrec.data.preprocess` does (the network sees the same)."""
     height, width = norm_size
     return to_grayscale(image).resize((width, height), Image.Resampling.BILINEAR)
 
@@ -263,112 +261,3 @@ def _write_sources(root: Path, src: str | Path, kind: str, seed: int, all_test: 
         "files": {name: sample.origin for name, _, sample in kept},
     }
     (root / SOURCES_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-
-
-# ------------------------------------------------------------------------------- contact sheet
-
-
-def dataset_items(data_dir: str | Path, split: str | None = None,
-                  seed: int = 0) -> list[tuple[Path, int, str]]:
-    """(image path, class index, split) of one split, or of every split if `split` is None.
-
-    Empty or missing splits of the course layout are left out when all splits are asked for
-    (an `--all-test` import has empty train and validation splits); a folder-per-class tree
-    asked for all splits gives all its images.
-    """
-    from charrec.data.loading import SPLITS, detect_layout, list_split
-
-    data_dir = Path(data_dir)
-    layout = detect_layout(data_dir)
-    if split is not None:
-        return [(path, index, split) for path, index in list_split(data_dir, split, seed)]
-    if layout == "folders":
-        return [(path, index, "") for path, index in
-                list_split(data_dir, "test", seed, whole_folder=True)]
-    items = []
-    for name in SPLITS:
-        if _split_is_empty(data_dir / f"{name}.json"):
-            continue
-        items += [(path, index, name) for path, index in list_split(data_dir, name, seed)]
-    if not items:
-        raise DataError(f"{data_dir}: train.json, validation.json and test.json are all "
-                        f"missing or empty")
-    return items
-
-
-def split_counts(data_dir: str | Path, seed: int = 0) -> dict[str, list[int]]:
-    """Images per class index for each split (a folder-per-class tree: its seeded split)."""
-    from charrec.data.loading import SPLITS, detect_layout, split_stratified
-
-    counts = {split: [0] * len(CLASSES) for split in SPLITS}
-    if detect_layout(data_dir) == "course":
-        for _, index, split in dataset_items(data_dir, None, seed):
-            counts[split][index] += 1
-    else:
-        whole = [(path, index) for path, index, _ in dataset_items(data_dir, None, seed)]
-        for split, members in split_stratified(whole, seed).items():
-            for _, index in members:
-                counts[split][index] += 1
-    return counts
-
-
-def _split_is_empty(path: Path) -> bool:
-    if not path.is_file():
-        return True
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) == {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False  # let list_split report the broken file
-
-
-@dataclass
-class SheetResult:
-    path: Path
-    shown: int
-    total: int
-    unreadable: list[tuple[str, str]]  # (path, reason)
-
-
-def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = None,
-                  n: int = 64, seed: int = 0, preprocessed: bool = False,
-                  norm_size: tuple[int, int] = (32, 32), tile: int = 96) -> SheetResult:
-    """Draw `n` random images of a dataset (sorted by letter) with their labels into a PNG.
-
-    `preprocessed` shows what the network sees (`charrec.data.preprocess.load_image`, [-1, 1] mapped
-    to black..white) instead of the files as they are.
-    """
-    from charrec.data.contact_sheet import Tile, draw_contact_sheet, save_contact_sheet
-
-    items = dataset_items(data_dir, split, seed)
-    chosen = random.Random(seed).sample(items, min(n, len(items)))
-    chosen.sort(key=lambda item: (item[1], str(item[0])))
-    tiles, unreadable = [], []
-    for path, index, split_name in chosen:
-        note = f"{split_name[:5]} {path.name}" if split is None and split_name else path.name
-        try:
-            image = _network_view(path, norm_size) if preprocessed else open_image(path)
-        except ImageError as error:
-            unreadable.append((str(path), str(error)))
-            image = None
-        tiles.append(Tile(image, CLASSES[index], note))
-    view = (f"as the network sees them ({norm_size[0]}x{norm_size[1]})" if preprocessed
-            else "as stored")
-    title = (f"{data_dir} [{split or 'all splits'}]: {len(chosen)} of {len(items)} images, "
-             f"{view}, seed {seed}")
-    try:
-        path = save_contact_sheet(draw_contact_sheet(tiles, title, tile), out)
-    except OSError as error:
-        raise DataError(f"cannot write the contact sheet {out} ({error}); "
-                        f"choose another --out") from None
-    return SheetResult(path, len(chosen), len(items), unreadable)
-
-
-def _network_view(path: Path, norm_size: tuple[int, int]) -> Image.Image:
-    import torch
-
-    from charrec.data.preprocess import load_image
-
-    values = load_image(path, norm_size)
-    pixels = ((values + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    height, width = norm_size
-    return Image.frombytes("L", (width, height), bytes(pixels.flatten().tolist()))

@@ -216,3 +216,55 @@ def load_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
     if duplicates:
         raise DataError(f"{data_dir}: " + _summarise(duplicates, "images appear in two splits"))
     return data
+
+
+# ------------------------------------------------------------------------------- listing
+
+
+def dataset_items(data_dir: str | Path, split: str | None = None,
+                  seed: int = 0) -> list[tuple[Path, int, str]]:
+    """(image path, class index, split) of one split, or of every split if `split` is None.
+
+    Empty or missing splits of the course layout are left out when all splits are asked for
+    (an `--all-test` import has empty train and validation splits); a folder-per-class tree
+    asked for all splits gives all its images.
+    """
+    data_dir = Path(data_dir)
+    layout = detect_layout(data_dir)
+    if split is not None:
+        return [(path, index, split) for path, index in list_split(data_dir, split, seed)]
+    if layout == "folders":
+        return [(path, index, "") for path, index in
+                list_split(data_dir, "test", seed, whole_folder=True)]
+    items = []
+    for name in SPLITS:
+        if _split_is_empty(data_dir / f"{name}.json"):
+            continue
+        items += [(path, index, name) for path, index in list_split(data_dir, name, seed)]
+    if not items:
+        raise DataError(f"{data_dir}: train.json, validation.json and test.json are all "
+                        f"missing or empty")
+    return items
+
+
+def split_counts(data_dir: str | Path, seed: int = 0) -> dict[str, list[int]]:
+    """Images per class index for each split (a folder-per-class tree: its seeded split)."""
+    counts = {split: [0] * len(CLASSES) for split in SPLITS}
+    if detect_layout(data_dir) == "course":
+        for _, index, split in dataset_items(data_dir, None, seed):
+            counts[split][index] += 1
+    else:
+        whole = [(path, index) for path, index, _ in dataset_items(data_dir, None, seed)]
+        for split, members in split_stratified(whole, seed).items():
+            for _, index in members:
+                counts[split][index] += 1
+    return counts
+
+
+def _split_is_empty(path: Path) -> bool:
+    if not path.is_file():
+        return True
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) == {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # let list_split report the broken file

@@ -44,7 +44,7 @@ UPPERCASE_PROBABILITY = 0.6
 # Lowercase l is a plain vertical bar in most sans fonts, the same shape as uppercase I: drawing
 # it as often as other lowercase letters teaches the model that bars are L half the time.
 LOWERCASE_WEIGHT = {"L": 0.25}
-STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (synth_fonts.STROKES), not a font
+STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (fonts.STROKES), not a font
 STROKE_FACE = -1
 CHUNK_SIZE = 250
 SUPERSAMPLE = 2  # letters are drawn at this multiple of norm_size, then box-reduced
@@ -205,7 +205,7 @@ def _render_chunk(job: tuple, start: int, stop: int) -> int:
 def render_letters(start: int, stop: int, seed: int, norm_size: tuple[int, int]) -> np.ndarray:
     """Images `start`..`stop`-1 for `seed` as uint8 RGB [N, H, W, 3]; image i shows letter i % 26.
 
-    Needs `synth_fonts.use_faces` first. Each image draws from its own generator, seeded by
+    Needs `fonts.use_faces` first. Each image draws from its own generator, seeded by
     (seed, index): the shape of the letter one at a time, then its colours for all at once.
     """
     generators = [np.random.default_rng([seed, index]) for index in range(start, stop)]

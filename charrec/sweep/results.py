@@ -1,7 +1,7 @@
 """Sweep results per point: mean ± std over repeats, and which point is best.
 
-Rows are the dicts `charrec.sweep.runner.run_trial` returns (and results.jsonl holds). A point is best
-by its mean validation accuracy (the test split stays out of the choice); ties go to the
+Rows are the dicts `charrec.sweep.trial.run_trial` returns (and results.jsonl holds). A point
+is best by its mean validation accuracy (the test split stays out of the choice); ties go to the
 earlier point.
 """
 

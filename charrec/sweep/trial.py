@@ -1,5 +1,6 @@
 """One sweep trial as a worker runs it: the dataset (decoded once per process), the same
-`train` as `charrec train`, the test accuracy, the checkpoint, and a results row.
+pipeline as `charrec train` (`charrec.train.run`: training, checkpoint, test accuracy), and a
+results row. Nothing here prints or knows the run folder's layout.
 
 Every failure of a trial becomes a row with status "failed" and its reason, so the sweep goes
 on. For a local pool the parent decodes each dataset once and saves the tensors to a file that
