@@ -1,7 +1,8 @@
 """Everything charrec shows: rich tables and progress on the terminal, PNG plots on disk.
 
-Shared by the CLI and `charrec.sweep.report`; it never trains or reads data. Plots use matplotlib's non-interactive Agg backend (imported
-lazily, so `charrec --help` stays instant) and are written atomically.
+Shared by the CLI and `charrec.sweep.report`; it never trains or reads data. Plots use
+matplotlib's non-interactive Agg backend (imported lazily, so `charrec --help` stays instant)
+and are written atomically.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 POOL_SIZE = 2
+COLUMNS_MAX = 32  # patch length C*kh*kw up to which im2col beats the correlation primitive
 
 
 def im2col(x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
@@ -66,12 +67,29 @@ class Conv2dFunction(Function):
         dL/dW = sum_b g_b X_b^T   (viewed back as [O, C, kh, kw])
         dL/db = sum of g over batch, rows and columns
         dL/dx = col2im(W2^T g)    (each column's gradient added back where it was cut from)
+
+    The same three products can be computed without materialising X, as correlations:
+        y     = x * W + b                          (* = 'same' cross-correlation)
+        dL/dx = g *^T W                            (the transposed correlation: col2im(W2^T g))
+        dL/dW = x^T * g^T                          (per channel pair, summed over the batch:
+                dL/dW[o, c] = sum_b x[b, c] * g[b, o], batch as the correlation's channels)
+    using torch's correlation primitive (`F.conv2d`, `F.conv_transpose2d`) the way Linear uses
+    the matrix product. Columns are cheaper when a patch is short (C*kh*kw <= COLUMNS_MAX, e.g.
+    the first layer on a grayscale image); the correlations win for deeper layers
+    (`benchmarks/cnn_speed.py`). Both give the same values (tests compare them).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-        batch, _, height, width = x.shape
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                method: str = "auto"):
+        batch, channels, height, width = x.shape
         out_channels, _, kernel_h, kernel_w = weight.shape
+        if method == "auto":
+            method = "columns" if channels * kernel_h * kernel_w <= COLUMNS_MAX else "correlate"
+        ctx.method, ctx.has_bias, ctx.input_shape = method, bias is not None, x.shape
+        if method == "correlate":
+            ctx.save_for_backward(x, weight)
+            return F.conv2d(x, weight, bias, padding=(kernel_h // 2, kernel_w // 2))
         columns = im2col(x, (kernel_h, kernel_w))  # [B, C*kh*kw, H*W]
         # one W2 per image as a stride-0 view: bmm reads `columns` in place (no transposed copy)
         weight_matrix = weight.reshape(out_channels, -1).expand(batch, -1, -1)
@@ -79,24 +97,32 @@ class Conv2dFunction(Function):
         if bias is not None:
             y += bias.view(1, -1, 1)  # y is a fresh tensor: adding in place saves a copy
         ctx.save_for_backward(columns, weight)
-        ctx.has_bias, ctx.input_shape = bias is not None, x.shape
         return y.view(batch, out_channels, height, width)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        columns, weight = ctx.saved_tensors
+        saved, weight = ctx.saved_tensors
         out_channels, _, kernel_h, kernel_w = weight.shape
-        g_matrix = g.reshape(g.shape[0], out_channels, -1)  # [B, O, H*W]
         grad_x = grad_weight = grad_bias = None
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = g.sum(dim=(0, 2, 3))
+        if ctx.method == "correlate":
+            x, padding = saved, (kernel_h // 2, kernel_w // 2)
+            if ctx.needs_input_grad[0]:
+                grad_x = F.conv_transpose2d(g, weight, padding=padding)
+            if ctx.needs_input_grad[1]:
+                grad_weight = F.conv2d(x.transpose(0, 1), g.transpose(0, 1),
+                                       padding=padding).transpose(0, 1)
+            return grad_x, grad_weight, grad_bias, None
+        columns = saved
+        g_matrix = g.reshape(g.shape[0], out_channels, -1)  # [B, O, H*W]
         if ctx.needs_input_grad[0]:
             weight_t = weight.reshape(out_channels, -1).t().contiguous()  # W2^T [C*kh*kw, O]
             grad_columns = torch.bmm(weight_t.expand(g.shape[0], -1, -1), g_matrix)
             grad_x = col2im(grad_columns, ctx.input_shape, (kernel_h, kernel_w))
         if ctx.needs_input_grad[1]:
             grad_weight = torch.bmm(g_matrix, columns.transpose(1, 2)).sum(dim=0).view_as(weight)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = g_matrix.sum(dim=(0, 2))
-        return grad_x, grad_weight, grad_bias
+        return grad_x, grad_weight, grad_bias, None
 
 
 class MaxPool2dFunction(Function):
@@ -106,25 +132,15 @@ class MaxPool2dFunction(Function):
     Forward:   y[b, c, i, j] = max over the window (i, j) of x, remembering where the max was.
     Backward:  dL/dx = g at the position of each window's maximum, 0 everywhere else.
 
-    The window is reduced in two steps on a view of x (no copy): the max down each column of
-    the window (`row` says which row won), then the max across those (`column` says which
-    column won). The winner's position in the H x W plane, (i k + row) W + j k + column, is
-    saved, so backward is a single scatter of g into zeros: each window's gradient lands on
-    exactly one position.
+    The values and each winner's flat position in its H x W plane come from torch's pooling
+    primitive (`F.max_pool2d(..., return_indices=True)`, as Linear's product comes from torch's
+    matmul); backward is ours: a single scatter of g into zeros, each window's gradient landing
+    on exactly one position.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, size: int = POOL_SIZE):
-        batch, channels, height, width = x.shape
-        out_h, out_w = height // size, width // size
-        windows = x[:, :, :out_h * size, :out_w * size].reshape(
-            batch, channels, out_h, size, out_w, size)
-        column_max, row = windows.max(dim=3)  # [B, C, out_h, out_w, k]: best row per column
-        y, column = column_max.max(dim=4)  # [B, C, out_h, out_w]: best column
-        row = row.gather(4, column.unsqueeze(4)).squeeze(4)  # the row of the winning column
-        window_top = torch.arange(out_h, device=x.device).view(out_h, 1) * size
-        window_left = torch.arange(out_w, device=x.device) * size
-        where = (window_top + row) * width + window_left + column  # flat index into H x W
+        y, where = F.max_pool2d(x, size, return_indices=True)
         ctx.save_for_backward(where)
         ctx.input_shape = x.shape
         return y
@@ -151,9 +167,10 @@ class FlattenFunction(Function):
         return g.reshape(ctx.input_shape)
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
-           ) -> torch.Tensor:
-    return Conv2dFunction.apply(x, weight, bias)
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+           method: str = "auto") -> torch.Tensor:
+    """`method`: "columns" (im2col), "correlate" (correlation primitive) or "auto"."""
+    return Conv2dFunction.apply(x, weight, bias, method)
 
 
 def max_pool2d(x: torch.Tensor, size: int = POOL_SIZE) -> torch.Tensor:

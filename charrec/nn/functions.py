@@ -57,14 +57,18 @@ class ReLUFunction(Function):
         return g * torch.sign(y)
 
 
+def sigmoid_values(x: torch.Tensor) -> torch.Tensor:
+    """1 / (1 + exp(-x)) computed from exp(-|x|) only: no overflow for large |x|."""
+    z = torch.exp(-x.abs())
+    return torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
 class SigmoidFunction(Function):
     """y = 1 / (1 + exp(-x)).   Backward from the output:  dL/dx = g * y (1 - y)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor):
-        # exp of a non-positive number only: no overflow for large |x|
-        z = torch.exp(-x.abs())
-        y = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        y = sigmoid_values(x)
         ctx.save_for_backward(y)
         return y
 

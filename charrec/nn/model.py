@@ -12,6 +12,7 @@ from torch import nn
 
 from charrec.config import TrainConfig
 from charrec.errors import ConfigError
+from charrec.nn.fused import mlp
 from charrec.nn.layers import (
     POOL_SIZE,
     Activation,
@@ -47,14 +48,21 @@ class MLP(nn.Module):
             if not is_output:
                 layers.append(Activation(act))
         self.layers = nn.Sequential(*layers)
+        self.act = act
+        self.linears = [layer for layer in layers if isinstance(layer, Linear)]  # not registered
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images.reshape(images.shape[0], -1))
+        """The layers as one fused Function (`charrec.nn.fused`): the same maths as running
+        `self.layers` in turn, with less per-call overhead."""
+        return mlp(images.reshape(images.shape[0], -1), self.act,
+                   [layer.weight for layer in self.linears],
+                   [layer.bias for layer in self.linears])
 
 
 class CNN(nn.Module):
     """[Conv2d -> act -> MaxPool2d 2x2/2] per entry of `conv` (kh, kw, out_channels), then
-    Flatten and one Linear to `n_classes` logits.
+    Flatten and one Linear to `n_classes` logits. (Computed as Conv2d -> MaxPool2d -> act,
+    which is the same function: the activations are non-decreasing.)
 
     Input: images [B, H, W] (grayscale, one channel added) or [B, C, H, W] with C = in_channels.
     """
@@ -68,8 +76,10 @@ class CNN(nn.Module):
         layers: list[nn.Module] = []
         channels, (height, width) = in_channels, image_size
         for kernel_h, kernel_w, out_channels in conv:
+            # pool before the activation: every activation here is non-decreasing, so
+            # max(f(x)) = f(max(x)) and the gradients agree too, with f on 4x fewer values
             layers += [Conv2d(channels, out_channels, (kernel_h, kernel_w), weight_init, bias),
-                       Activation(act), MaxPool2d(POOL_SIZE)]
+                       MaxPool2d(POOL_SIZE), Activation(act)]
             channels, height, width = out_channels, height // POOL_SIZE, width // POOL_SIZE
             if height == 0 or width == 0:
                 raise ConfigError(

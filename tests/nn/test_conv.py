@@ -30,20 +30,26 @@ def _random(*shape: int, seed: int, dtype: torch.dtype = torch.float64) -> torch
 # ---------------------------------------------------------------------------------- Conv2d
 
 
+METHODS = ("columns", "correlate")
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("kernel", [(3, 3), (5, 5), (1, 1), (5, 3)])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_conv2d_gradcheck(kernel: tuple[int, int], with_bias: bool) -> None:
+def test_conv2d_gradcheck(kernel: tuple[int, int], with_bias: bool, method: str) -> None:
     x, weight = _random(2, 2, 5, 6, seed=1), _random(3, 2, *kernel, seed=2)
     bias = _random(3, seed=3) if with_bias else None
-    assert gradcheck(Conv2dFunction.apply, (x, weight, bias), eps=1e-6, atol=1e-5)
+    assert gradcheck(lambda x, w, b: Conv2dFunction.apply(x, w, b, method), (x, weight, bias),
+                     eps=1e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_conv2d_matches_f_conv2d_same_padding(with_bias: bool) -> None:
+def test_conv2d_matches_f_conv2d_same_padding(with_bias: bool, method: str) -> None:
     x, weight = _random(4, 3, 9, 7, seed=4), _random(5, 3, 3, 5, seed=5)
     bias = _random(5, seed=6) if with_bias else None
     inputs = [t for t in (x, weight, bias) if t is not None]
-    ours = conv.conv2d(x, weight, bias)
+    ours = conv.conv2d(x, weight, bias, method)
     upstream = torch.randn(ours.shape, generator=torch.Generator().manual_seed(7),
                            dtype=torch.float64)
     reference = F.conv2d(x, weight, bias, padding="same")
@@ -65,6 +71,16 @@ def test_conv2d_float32_matches_f_conv2d() -> None:
     F.conv2d(x, weight, bias, padding=1).square().sum().backward()
     for mine, t in zip(ours, (x, weight, bias), strict=True):
         torch.testing.assert_close(mine, t.grad, rtol=1e-4, atol=1e-3)
+
+
+def test_auto_picks_columns_for_short_patches_and_correlation_for_long_ones() -> None:
+    for channels, method in ((1, "columns"), (8, "correlate")):
+        x, weight = torch.randn(2, channels, 6, 6), torch.randn(3, channels, 5, 5,
+                                                               requires_grad=True)
+        y = conv.conv2d(x, weight)
+        assert y.grad_fn is not None
+        torch.testing.assert_close(y, conv.conv2d(x, weight, method=method))
+        assert (channels * 25 <= conv.COLUMNS_MAX) == (method == "columns")
 
 
 def test_conv2d_skips_the_image_gradient_nobody_asked_for() -> None:
@@ -141,12 +157,31 @@ def test_cnn_from_config_layers_and_parameter_count() -> None:
     model = build_model(config, 26)
     assert isinstance(model, CNN)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["Conv2d", "Activation", "MaxPool2d", "Conv2d", "Activation", "MaxPool2d",
+    assert kinds == ["Conv2d", "MaxPool2d", "Activation", "Conv2d", "MaxPool2d", "Activation",
                      "Flatten", "Linear"]
     # (5*5*1*4 + 4) + (3*3*4*6 + 6) + (4*3*6 * 26 + 26)
     assert count_parameters(model) == 104 + 222 + 1898
     logits = model(torch.randn(3, 16, 12))
     assert logits.shape == (3, 26)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_pooling_before_the_activation_is_the_textbook_order(act: str) -> None:
+    """conv -> pool -> act computes exactly conv -> act -> pool, values and gradients."""
+    model = build_model(make_config({"arch": "cnn", "conv": "3x3x4,3x3x5", "act": act,
+                                     "norm_size": "12,12"}), 26).double()
+    images = _random(3, 12, 12, seed=20)
+    textbook = [model.layers[index] for index in (0, 2, 1, 3, 5, 4, 6, 7)]
+    assert [type(layer).__name__ for layer in textbook[:3]] == ["Conv2d", "Activation",
+                                                                "MaxPool2d"]
+    upstream = torch.randn(3, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ours = model(images)
+    reference = torch.nn.Sequential(*textbook)(images.unsqueeze(1))
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+    parameters = [images, *model.parameters()]
+    for mine, theirs in zip(torch.autograd.grad(ours, parameters, upstream),
+                            torch.autograd.grad(reference, parameters, upstream), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)
 
 
 def test_cnn_no_bias_has_no_bias_parameters() -> None:
