@@ -2,9 +2,9 @@
 
 `run(config, callbacks)` is what `charrec train`, sweep trials, the bundled-model recipe and the
 tests call: it makes sure the dataset exists (rendering the built-in letters if needed), decodes
-it, builds the network and optimizer, trains with `fit`, saves the best epoch's checkpoint after
-every epoch and measures the test split at the end. Inside, `train_epoch` and `evaluate` are
-plain functions handed a model (the shape of pytorch/examples' mnist). Progress goes to
+it, builds the network and optimizer, trains with `fit`, saves the checkpoint whenever the
+best epoch changes (and every SAVE_EVERY_SECONDS) and measures the test split at the end.
+Inside, `train_epoch` and `evaluate` are plain functions handed a model (the shape of pytorch/examples' mnist). Progress goes to
 `Callbacks`, so this module never imports rich; plots and tables belong to the CLI.
 """
 
@@ -29,6 +29,8 @@ from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
 from charrec.nn.functions import loss_function, softmax_cross_entropy
 from charrec.nn.model import build_model
+
+SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -192,7 +194,8 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
 
     Ensures the dataset (built-in letters rendered at `config.data_dir` if it holds none),
     decodes it (unless `data` is given), trains (continuing `resume` exactly if given), saves
-    the best epoch to `config.out` after every epoch when `save`, and measures the test split.
+    the best epoch to `config.out` when `save` (on every new best, at least every
+    SAVE_EVERY_SECONDS, and at the end), and measures the test split.
     Ctrl-C stops cleanly: the result has `interrupted=True` and the best weights so far.
     `dry_run` builds everything and runs one batch forward and backward, writing nothing.
     """
@@ -212,10 +215,18 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     if callbacks.on_start:
         callbacks.on_start(config, resume)
 
+    last_save = -math.inf
+
     def save_state(state: TrainState) -> None:
-        if save:
+        # a new best is saved at once; otherwise at most every SAVE_EVERY_SECONDS, so that
+        # writing the file costs next to nothing per epoch while a crash loses little
+        nonlocal last_save
+        due = state.best_epoch == state.epoch or \
+            time.monotonic() - last_save >= SAVE_EVERY_SECONDS
+        if save and due:
             save_checkpoint(config.out, make_checkpoint(config, state.best_state, state.metrics(),
                                                         state.resume_dict()))
+            last_save = time.monotonic()
         if callbacks.on_state:
             callbacks.on_state(state)
 
