@@ -1,0 +1,125 @@
+"""Regenerate the bundled model from its recipe, and measure it on real letters.
+
+    python benchmarks/bundled_model.py [--recipe configs/bundled.yaml]
+                                       [--realdev ../shared/realdev] [--threads 2]
+                                       [--out charrec/models/bundled.pth]
+    python benchmarks/bundled_model.py --measure-only   # re-measure the committed model
+
+The recipe (`configs/bundled.yaml`) has two sections: `data` (options of the built-in letters:
+`per_class`, `seed`) and `train` (`charrec train` options). The script renders the built-in
+letters into a temporary folder, trains with `charrec.train.run` (the same pipeline as
+`charrec train`), measures the model on every folder-per-letter set under `--realdev` (real
+photos and handwriting: measured only, never trained on), and writes the checkpoint with a
+`bundle` entry: the recipe text, the charrec version, the rendering and training times, the
+machine's core count and the real-letter accuracies. Paths of this machine are not stored: the
+config's `data_dir` and `out` are replaced by the defaults. Training only ever sees the built-in
+synthetic letters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from charrec import __version__
+from charrec.checkpoint import load_checkpoint, load_model, save_checkpoint
+from charrec.config import make_config, replace
+from charrec.data.synth import generate_dataset
+from charrec.measure import measure
+from charrec.train import run
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED = REPO / "charrec" / "models" / "bundled.pth"
+MAX_BYTES = 5 * 1024 * 1024
+
+
+def read_recipe(path: Path) -> tuple[dict, dict, str]:
+    text = path.read_text()
+    recipe = yaml.safe_load(text)
+    return recipe.get("data", {}), recipe["train"], text
+
+
+def measure_realdev(model_path: Path, realdev: Path) -> dict[str, dict]:
+    """Accuracy on each folder-per-letter set under `realdev` (whole folder as a test set)."""
+    model, config, checkpoint = load_model(model_path)
+    results = {}
+    for folder in sorted(path for path in realdev.iterdir() if path.is_dir()):
+        measurement = measure(model, config, checkpoint["classes"], folder)
+        per_class = measurement.per_class()
+        weakest = sorted((values["accuracy"], letter) for letter, values in per_class.items()
+                         if values["accuracy"] is not None)[:5]
+        results[folder.name] = {
+            "accuracy": measurement.accuracy, "n_correct": measurement.n_correct,
+            "n_images": len(measurement.data),
+            "weakest": [{"letter": letter, "accuracy": round(accuracy, 3)}
+                        for accuracy, letter in weakest],
+        }
+        print(f"{folder.name}: {measurement.accuracy:.1%} ({measurement.n_correct}/"
+              f"{len(measurement.data)}); weakest "
+              + ", ".join(f"{letter} {accuracy:.0%}" for accuracy, letter in weakest), flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path, default=REPO / "configs" / "bundled.yaml")
+    parser.add_argument("--realdev", type=Path, default=REPO.parent / "shared" / "realdev")
+    parser.add_argument("--out", type=Path, default=BUNDLED)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--measure-only", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.measure_only:
+        print(json.dumps(measure_realdev(args.out, args.realdev), indent=1))
+        return
+    data_options, train_options, recipe_text = read_recipe(args.recipe)
+    with tempfile.TemporaryDirectory(prefix="charrec-bundle-") as temp:
+        letters = Path(temp) / "letters"
+        started = time.perf_counter()
+        manifest = generate_dataset(letters, per_class=data_options.get("per_class", 1000),
+                                    seed=data_options.get("seed", 0))
+        render_seconds = time.perf_counter() - started
+        print(f"rendered {sum(manifest['counts'].values())} built-in letters in "
+              f"{render_seconds:.0f} s", flush=True)
+        config = make_config(train_options, {"data_dir": str(letters),
+                                             "out": str(Path(temp) / "model.pth")})
+
+        def on_epoch(metrics, is_best) -> None:
+            print(f"epoch {metrics.epoch}: train loss {metrics.train_loss:.4f}, val acc "
+                  f"{metrics.val_accuracy:.4f}{' *' if is_best else ''} "
+                  f"({metrics.seconds:.0f} s)", flush=True)
+
+        from charrec.train import Callbacks
+
+        result = run(config, Callbacks(on_epoch=on_epoch))
+        realdev = measure_realdev(result.checkpoint, args.realdev)
+        checkpoint = load_checkpoint(result.checkpoint)
+    defaults = make_config({})
+    clean = replace(config, data_dir=defaults.data_dir, out=defaults.out)
+    checkpoint.pop("resume", None)  # the bundled model is for reading, not for --resume
+    checkpoint["config"] = clean.to_dict()
+    checkpoint["bundle"] = {
+        "recipe": recipe_text, "command": "python benchmarks/bundled_model.py",
+        "charrec_version": __version__, "torch_version": torch.__version__,
+        "render_seconds": round(render_seconds, 1),
+        "train_seconds": round(result.train_seconds, 1), "threads": args.threads,
+        "cpu_count": os.cpu_count(), "built_in_test_accuracy": result.test_accuracy,
+        "realdev": realdev,
+    }
+    path = save_checkpoint(args.out, checkpoint)
+    size = path.stat().st_size
+    print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path} "
+          f"({size / 1e6:.2f} MB; train {result.train_seconds:.0f} s)")
+    if size > MAX_BYTES:
+        raise SystemExit(f"the bundled model is {size / 1e6:.1f} MB, over the 5 MB limit")
+
+
+if __name__ == "__main__":
+    main()
