@@ -12,19 +12,16 @@ from typing import Annotated, Any
 import typer
 
 from charrec import __version__
-from charrec.cli_common import Debug, fail, friendly_errors, print_json, state
-from charrec.report import console, epoch_line, percent
+from charrec.cli_common import Command, Debug, Group, fail, friendly_errors, print_json, state
+from charrec.report import console, epoch_line, escape, percent
 
 app = typer.Typer(
     name="charrec",
     help="Train, test and use neural networks (hand-written autograd) that recognise letters.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
-
-DEFAULT_MODEL = Path("saved_models/recognition.pth")
-
 
 def _version(value: bool) -> None:
     if value:
@@ -44,10 +41,7 @@ def main_options(
 
 # ------------------------------------------------------------------------------------------ train
 
-ModelPath = Annotated[Path, typer.Option("--model", "-m", help="Checkpoint to load.")]
-
-
-@app.command()
+@app.command(cls=Command)
 @friendly_errors
 def train(
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML file of train options (flags override it).")] = None,
@@ -231,14 +225,33 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------- test
 
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec.", show_default="saved_models/recognition.pth if it exists, else bundled")]
+SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
-@app.command()
+
+def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
+    """Resolve `--model` (see `charrec.models.resolve`), load it and say on stderr which model
+    answers -> (network, config, checkpoint, choice)."""
+    from charrec.checkpoint import load_model
+    from charrec.models.resolve import describe_model, resolve_model
+    from charrec.report import error_console
+
+    choice = resolve_model(model)
+    network, config, checkpoint = load_model(choice.path)
+    error_console.print(f"Model: {describe_model(choice, checkpoint)}", soft_wrap=True,
+                        markup=False)
+    return network, config, checkpoint, choice
+
+
+@app.command(cls=Command)
 @friendly_errors
 def test(
-    model: ModelPath = DEFAULT_MODEL,
-    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on. (default: the one the model was trained on)")] = None,
-    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
-    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. (default: next to the model, <name>_confusion.png)")] = None,
+    model: ModelOption = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on.", show_default="the one the model was trained on")] = None,
+    split: Annotated[str, typer.Option(help="Which split: train, validation or test.")] = "test",
+    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG.", show_default="next to the model, <name>_confusion_<data>.png")] = None,
+    sheet: SheetOption = None,
+    sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the wrong ones first).")] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     debug: Debug = False,
@@ -246,26 +259,40 @@ def test(
     """Measure a saved model's accuracy on a dataset split."""
     import re
 
-    from charrec.checkpoint import load_model
-    from charrec.measure import measure
-    from charrec.report import per_class_table, plot_confusion
+    from charrec.measure import measure_data, test_images
+    from charrec.models.resolve import describe_model
+    from charrec.report import per_class_table, plot_confusion, step
 
-    network, config, checkpoint = load_model(model)
-    result = measure(network, config, checkpoint["classes"], data_dir, split, strict)
+    network, config, checkpoint, choice = load_chosen_model(model)
+    directory = data_dir or config.data_dir
+    with step(f"Reading images from {directory}", quiet=json_output):
+        data, name = test_images(config, data_dir, split, strict)
+    with step(f"Testing {len(data)} images", quiet=json_output):
+        result = measure_data(network, data, name, checkpoint["classes"])
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
-    plot_path = plot or model.with_name(f"{model.stem}_confusion_{slug}.png")
+    stem = "bundled" if choice.bundled else choice.path.stem
+    folder = Path(".") if choice.bundled else choice.path.parent
+    plot_path = plot or folder / f"{stem}_confusion_{slug}.png"
     plot_confusion(result.confusion, plot_path, result.classes,
-                   title=f"{model.name} on {result.data_name}")
+                   title=f"{stem} on {result.data_name}")
     summary = {
         "accuracy": result.accuracy, "n_correct": result.n_correct,
         "n_images": len(result.data), "n_skipped": len(result.data.skipped),
         "data": result.data_name, "split": split,
-        "data_dir": str(Path(data_dir or config.data_dir).resolve()),
-        "model": str(model), "per_class": result.per_class(),
+        "data_dir": str(Path(directory).resolve()),
+        "model": describe_model(choice, checkpoint), "model_path": str(choice.path),
+        "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
         "confusion_png": str(plot_path),
     }
+    if sheet is not None:
+        from charrec.data.contact_sheet import prediction_sheet
+        from charrec.measure import predicted_images
+
+        drawn = prediction_sheet(predicted_images(network, result), sheet,
+                                 f"{stem} on {result.data_name}", n=sheet_n)
+        summary["sheet_png"] = str(drawn.path)
     if json_output:
         print_json(summary)
         return
@@ -275,7 +302,9 @@ def test(
     if result.data.skipped:
         console.print(f"[yellow]Warning:[/yellow] skipped {len(result.data.skipped)} unreadable "
                       f"images")
-    console.print(f"Confusion matrix: {plot_path}")
+    console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
+    if sheet is not None:
+        console.print(f"Contact sheet: {summary['sheet_png']}", soft_wrap=True)
     console.print(f"[bold]Accuracy on {result.data_name}: {percent(result.accuracy)}[/bold] "
                   f"({result.n_correct}/{len(result.data)} images)")
 
@@ -302,49 +331,59 @@ def _expand_image_paths(paths: list[Path]) -> list[Path]:
     return expanded
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly_errors
 def predict(
-    im_path: Annotated[list[Path], typer.Option("--im-path", "-i", help="Image file(s) or folder(s); repeat the option for several.")],
-    model: ModelPath = DEFAULT_MODEL,
+    images: Annotated[list[Path] | None, typer.Argument(metavar="IMAGE...", help="Image files or folders (every image inside, recursively); shell globs work.", show_default=False)] = None,
+    im_path: Annotated[list[Path] | None, typer.Option("--im-path", "-i", metavar="PATH", help="Image file or folder; repeat the option for several (same as the arguments).", show_default=False)] = None,
+    model: ModelOption = None,
     top_k: Annotated[int, typer.Option(min=1, max=26, help="Also show the K most likely letters.")] = 1,
+    sheet: SheetOption = None,
+    sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the doubtful ones first).")] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
     debug: Debug = False,
 ) -> None:
-    """Recognise the letter in each image: prints `Prediction: X`."""
-    import torch
+    """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
+    when the image holds no letter or the model is unsure."""
+    from charrec.errors import ConfigError
+    from charrec.models.resolve import describe_model
+    from charrec.predict import predict_images
+    from charrec.report import progress_task
 
-    from charrec.checkpoint import load_model
-    from charrec.data.preprocess import load_image
-    from charrec.errors import ImageError
-    from charrec.nn.functions import softmax
-    from charrec.train import predict_logits
-
-    network, config, checkpoint = load_model(model)
-    classes = checkpoint["classes"]
-    paths = _expand_image_paths(im_path)
-    results, failures = [], []
-    for path in paths:
-        try:
-            image = load_image(path, config.norm_size)
-        except ImageError as error:
-            failures.append(str(error))
-            continue
-        probabilities = softmax(predict_logits(network, image.unsqueeze(0)))[0]
-        values, indices = torch.topk(probabilities, k=min(top_k, len(classes)))
-        top = [{"letter": classes[int(i)], "probability": round(float(v), 6)}
-               for v, i in zip(values, indices, strict=True)]
-        results.append({"path": str(path), "prediction": top[0]["letter"], "top_k": top})
+    given = [*(images or []), *(im_path or [])]
+    if not given:
+        raise ConfigError("give one or more images or folders, e.g. `charrec predict a.png "
+                          "photos/` (or --im-path a.png)")
+    network, config, checkpoint, choice = load_chosen_model(model)
+    paths = _expand_image_paths(given)
+    with progress_task(f"reading {len(paths)} images", quiet=True,
+                       show=len(paths) > 100) as update:
+        results, failures = predict_images(network, config, checkpoint["classes"], paths,
+                                           top_k, on_image=update)
+    label = describe_model(choice, checkpoint)
     if json_output:
-        print_json(results)
+        print_json([{**result.to_dict(), "model": label} for result in results])
     else:
         for result in results:
-            prefix = f"{result['path']}: " if len(paths) > 1 else ""
-            line = f"{prefix}Prediction: {result['prediction']}"
+            prefix = f"{result.path}: " if len(paths) > 1 else ""
+            line = f"{prefix}Prediction: {result.letter} ({100 * result.probability:.1f}%)"
             if top_k > 1:
-                line += "  (" + ", ".join(f"{entry['letter']} {100 * entry['probability']:.1f}%"
-                                          for entry in result["top_k"]) + ")"
-            console.print(line, soft_wrap=True)
+                line += "  top " + ", ".join(f"{entry['letter']} "
+                                             f"{100 * entry['probability']:.1f}%"
+                                             for entry in result.top_k)
+            console.print(line, soft_wrap=True, markup=False)
+            if result.warning:
+                console.print(f"[yellow]Warning:[/yellow] {escape(result.warning)}",
+                              soft_wrap=True)
+    if sheet is not None:
+        from charrec.data.contact_sheet import PredictedImage, prediction_sheet
+
+        drawn = prediction_sheet([PredictedImage(result.path, result.letter, result.probability,
+                                                 warning=result.warning) for result in results],
+                                 sheet, f"{choice.path.name if not choice.bundled else 'bundled'}"
+                                        f" predictions", n=sheet_n)
+        if not json_output:
+            console.print(f"Contact sheet: {drawn.path}", soft_wrap=True)
     if failures:
         for message in failures[:-1]:
             fail(message)
