@@ -55,10 +55,10 @@ def train(
     arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). (default: mlp)")] = None,
     conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. (default: 5x5x32,3x3x64,3x3x128)")] = None,
     bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. (default: on)")] = None,
-    optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta. (default: adam)")] = None,
+    optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta, adamw (Adam with decoupled weight decay).", show_default="adam")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. (default: 0.002)")] = None,
     momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. (default: 0.9)")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay. (default: 0)")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay: L2 added to the gradient, or decoupled with --optim adamw.", show_default="0")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Mini-batch size. (default: 64)")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs. (default: 30)")] = None,
     val_interval: Annotated[int | None, typer.Option(help="Validate every N epochs. (default: 1)")] = None,
@@ -76,7 +76,7 @@ def train(
     import torch
 
     torch.set_num_threads(threads)
-    from charrec.config import load_train_yaml, make_config
+    from charrec.config import load_train_yaml, make_config, optimizer_hint
 
     flags = {
         "data_dir": data_dir, "norm_size": norm_size, "hidden": hidden, "layers": layers,
@@ -93,6 +93,9 @@ def train(
     if hidden is not None and layers is None:
         file_values.pop("layers", None)  # a new --hidden list defines the depth
     config = make_config(file_values, flags)
+    hint = optimizer_hint(config)
+    if hint:
+        console.print(f"[yellow]Note:[/yellow] {escape(hint)}", soft_wrap=True)
     run_training(config, strict=strict, dry_run=dry_run)
 
 
@@ -368,9 +371,9 @@ def predict(
             prefix = f"{result.path}: " if len(paths) > 1 else ""
             line = f"{prefix}Prediction: {result.letter} ({100 * result.probability:.1f}%)"
             if top_k > 1:
-                line += "  top " + ", ".join(f"{entry['letter']} "
-                                             f"{100 * entry['probability']:.1f}%"
-                                             for entry in result.top_k)
+                line += "  next: " + ", ".join(f"{entry['letter']} "
+                                               f"{100 * entry['probability']:.1f}%"
+                                               for entry in result.top_k[1:])
             console.print(line, soft_wrap=True, markup=False)
             if result.warning:
                 console.print(f"[yellow]Warning:[/yellow] {escape(result.warning)}",
