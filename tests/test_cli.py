@@ -270,3 +270,14 @@ def test_python_dash_m_help() -> None:
     assert completed.returncode == 0
     for command in ("train", "test", "predict"):
         assert command in completed.stdout
+
+
+def test_strong_adam_weight_decay_prints_the_adamw_hint(course_dataset: Path) -> None:
+    base = ("train", "--data-dir", course_dataset, "--hidden", "8", "--dry-run")
+    adam = invoke(*base, "--optim", "adam", "--weight-decay", "0.15")
+    assert adam.exit_code == 0, adam.output
+    notes = [line for line in adam.stdout.splitlines() if line.startswith("Note:")]
+    assert len(notes) == 1 and "--optim adamw" in notes[0]
+    adamw = invoke(*base, "--optim", "adamw", "--weight-decay", "0.15")
+    assert adamw.exit_code == 0, adamw.output
+    assert "Note:" not in adamw.stdout
