@@ -293,8 +293,9 @@ def test(
         from charrec.data.contact_sheet import prediction_sheet
         from charrec.measure import predicted_images
 
-        drawn = prediction_sheet(predicted_images(network, result), sheet,
-                                 f"{stem} on {result.data_name}", n=sheet_n)
+        with step(f"Drawing the contact sheet {sheet}", quiet=json_output):
+            drawn = prediction_sheet(predicted_images(network, result), sheet,
+                                     f"{stem} on {result.data_name}", n=sheet_n)
         summary["sheet_png"] = str(drawn.path)
     if json_output:
         print_json(summary)
