@@ -233,17 +233,22 @@ SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact shee
 
 
 def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
-    """Resolve `--model` (see `charrec.models.resolve`), load it and say on stderr which model
-    answers -> (network, config, checkpoint, choice)."""
+    """Resolve `--model` (see `charrec.models.resolve`) and load it -> (network, config,
+    checkpoint, choice)."""
     from charrec.checkpoint import load_model
-    from charrec.models.resolve import describe_model, resolve_model
-    from charrec.report import error_console
+    from charrec.models.resolve import resolve_model
 
     choice = resolve_model(model)
     network, config, checkpoint = load_model(choice.path)
-    error_console.print(f"Model: {describe_model(choice, checkpoint)}", soft_wrap=True,
-                        markup=False)
     return network, config, checkpoint, choice
+
+
+def say_which_model(label: str) -> None:
+    """One line on stderr naming the model that answered (printed once it has answered, so a
+    run that reads nothing ends in its one error line)."""
+    from charrec.report import error_console
+
+    error_console.print(f"Model: {label}", soft_wrap=True, markup=False)
 
 
 @app.command(cls=Command)
@@ -289,6 +294,7 @@ def test(
                            for t, p, n in result.confused_pairs(top=10)],
         "confusion_png": str(plot_path),
     }
+    say_which_model(summary["model"])
     if sheet is not None:
         from charrec.data.contact_sheet import prediction_sheet
         from charrec.measure import predicted_images
@@ -365,6 +371,8 @@ def predict(
         results, failures = predict_images(network, config, checkpoint["classes"], paths,
                                            top_k, on_image=update)
     label = describe_model(choice, checkpoint)
+    if results:
+        say_which_model(label)
     if json_output:
         print_json([{**result.to_dict(), "model": label} for result in results])
     else:

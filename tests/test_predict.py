@@ -256,3 +256,12 @@ def test_predict_sheet(model: Path, letters: list[Path], tmp_path: Path) -> None
     assert f"Contact sheet: {tmp_path / 'p.png'}" in result.stdout.replace("\n", "")
     assert (tmp_path / "p.png").stat().st_size > 1000
     assert CLASSES  # the classes the captions come from
+
+
+def test_test_shows_its_steps_as_plain_lines_off_a_terminal(model: Path) -> None:
+    text = invoke("test", "--model", model)
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert any(line.startswith("Reading images from ") for line in lines)
+    assert "Testing 52 images ..." in lines
+    assert "Reading images" not in invoke("test", "--model", model, "--json").stdout
