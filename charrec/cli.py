@@ -46,7 +46,7 @@ def main_options(
 def train(
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML file of train options (flags override it).")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. \\[default: data/character_classification]", show_default=False)] = None,
-    norm_size: Annotated[str | None, typer.Option(help="Image size H,W the network sees. \\[default: 32,32]", show_default=False)] = None,
+    norm_size: Annotated[str | None, typer.Option(help="Image size H,W in pixels the network sees. \\[default: 32,32]", show_default=False)] = None,
     hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). \\[default: 256]", show_default=False)] = None,
     layers: Annotated[int | None, typer.Option(help="Number of Linear layers (1 = linear classifier); must be len(hidden)+1.")] = None,
     act: Annotated[str | None, typer.Option(help="Hidden activation: relu, sigmoid, tanh, none. \\[default: relu]", show_default=False)] = None,

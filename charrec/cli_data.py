@@ -23,7 +23,7 @@ def synth_command(
     per_class: Annotated[int | None, typer.Option(min=1, help="Images per letter (upper + lower case together). \\[default: the built-in size]", show_default=False)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same images.")] = 0,
     fonts: Annotated[list[Path] | None, typer.Option("--fonts", help="Extra folder(s) of .ttf/.otf fonts.")] = None,
-    norm_size: Annotated[str, typer.Option(help="Image size H,W to render.")] = "32,32",
+    norm_size: Annotated[str, typer.Option(help="Image size H,W in pixels to render.")] = "32,32",
     workers: Annotated[int | None, typer.Option(min=1, help="Processes to render with. \\[default: all cores]", show_default=False)] = None,
     debug: Debug = False,
 ) -> None:
@@ -90,7 +90,7 @@ def show_command(
     seed: Annotated[int, typer.Option(help="Seed that picks the images (and splits a folder-per-class tree).")] = 0,
     out: Annotated[Path | None, typer.Option(help="PNG to write. \\[default: DATA_DIR/contact_sheet.png, or contact_sheet_preprocessed.png with --preprocessed]", show_default=False)] = None,
     preprocessed: Annotated[bool, typer.Option("--preprocessed", help="Show what the network sees (grayscale, resized, contrast-stretched, light on dark).")] = False,
-    norm_size: Annotated[str, typer.Option(help="Network input size H,W for --preprocessed.")] = "32,32",
+    norm_size: Annotated[str, typer.Option(help="Network input size H,W in pixels for --preprocessed.")] = "32,32",
     tile: Annotated[int, typer.Option(min=16, max=512, help="Tile size in pixels.")] = 96,
     debug: Debug = False,
 ) -> None:
@@ -116,7 +116,7 @@ def import_command(
     out: Annotated[Path, typer.Option(help="Folder to create in the course layout (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(min=0, help="Seed of the stratified 70/15/15 split.")] = 0,
     all_test: Annotated[bool, typer.Option("--all-test", help="Put every image in test.json (a real set to evaluate on).")] = False,
-    norm_size: Annotated[str | None, typer.Option(help="Store grayscale PNGs already resized to H,W (what the network sees; smaller and faster to load). \\[default: keep the images as they are]", show_default=False)] = None,
+    norm_size: Annotated[str | None, typer.Option(help="Store grayscale PNGs already resized to H,W pixels (what the network sees; smaller and faster to load). \\[default: keep the images as they are]", show_default=False)] = None,
     debug: Debug = False,
 ) -> None:
     """Import a folder-per-letter tree or EMNIST-letters IDX files into the course layout."""

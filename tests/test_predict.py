@@ -265,3 +265,9 @@ def test_test_shows_its_steps_as_plain_lines_off_a_terminal(model: Path) -> None
     assert any(line.startswith("Reading images from ") for line in lines)
     assert "Testing 52 images ..." in lines
     assert "Reading images" not in invoke("test", "--model", model, "--json").stdout
+
+
+def test_summary_describes_the_bundled_model(bundled: Path) -> None:
+    result = invoke("summary", "--model", "bundled", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["total_params"] == 32 * 32 * 32 + 32 + 32 * 26 + 26
