@@ -12,19 +12,16 @@ from typing import Annotated, Any
 import typer
 
 from charrec import __version__
-from charrec.cli_common import Debug, fail, friendly_errors, print_json, state
-from charrec.report import console, epoch_line, percent
+from charrec.cli_common import Command, Debug, Group, fail, friendly_errors, print_json, state
+from charrec.report import console, epoch_line, escape, percent
 
 app = typer.Typer(
     name="charrec",
     help="Train, test and use neural networks (hand-written autograd) that recognise letters.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
-
-DEFAULT_MODEL = Path("saved_models/recognition.pth")
-
 
 def _version(value: bool) -> None:
     if value:
@@ -44,34 +41,31 @@ def main_options(
 
 # ------------------------------------------------------------------------------------------ train
 
-ModelPath = Annotated[Path, typer.Option("--model", "-m", help="Checkpoint to load.")]
-
-
-@app.command()
+@app.command(cls=Command)
 @friendly_errors
 def train(
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML file of train options (flags override it).")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. (default: data/character_classification)")] = None,
-    norm_size: Annotated[str | None, typer.Option(help="Image size H,W the network sees. (default: 32,32)")] = None,
-    hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). (default: 256)")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. \\[default: data/character_classification]", show_default=False)] = None,
+    norm_size: Annotated[str | None, typer.Option(help="Image size H,W in pixels the network sees. \\[default: 32,32]", show_default=False)] = None,
+    hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). \\[default: 256]", show_default=False)] = None,
     layers: Annotated[int | None, typer.Option(help="Number of Linear layers (1 = linear classifier); must be len(hidden)+1.")] = None,
-    act: Annotated[str | None, typer.Option(help="Hidden activation: relu, sigmoid, tanh, none. (default: relu)")] = None,
-    init: Annotated[str | None, typer.Option(help="Weight init: auto (Kaiming for relu, Xavier otherwise) or normal (N(0,1)). (default: auto)")] = None,
-    loss: Annotated[str | None, typer.Option(help="Loss: ce (softmax cross-entropy) or mse (squared error of softmax outputs vs one-hot). (default: ce)")] = None,
-    arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). (default: mlp)")] = None,
-    conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. (default: 5x5x32,3x3x64,3x3x128)")] = None,
-    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. (default: on)")] = None,
-    optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta. (default: adam)")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate. (default: 0.002)")] = None,
-    momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. (default: 0.9)")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="L2 weight decay. (default: 0)")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size. (default: 64)")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs. (default: 30)")] = None,
-    val_interval: Annotated[int | None, typer.Option(help="Validate every N epochs. (default: 1)")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, shuffling). (default: 0)")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. (default: auto)")] = None,
-    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. (default: on for the built-in letters)")] = None,
-    out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. (default: saved_models/recognition.pth)")] = None,
+    act: Annotated[str | None, typer.Option(help="Hidden activation: relu, sigmoid, tanh, none. \\[default: relu]", show_default=False)] = None,
+    init: Annotated[str | None, typer.Option(help="Weight init: auto (Kaiming for relu, Xavier otherwise) or normal (N(0,1)). \\[default: auto]", show_default=False)] = None,
+    loss: Annotated[str | None, typer.Option(help="Loss: ce (softmax cross-entropy) or mse (squared error of softmax outputs vs one-hot). \\[default: ce]", show_default=False)] = None,
+    arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). \\[default: mlp]", show_default=False)] = None,
+    conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. \\[default: 5x5x32,3x3x64,3x3x128]", show_default=False)] = None,
+    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. \\[default: on]", show_default=False)] = None,
+    optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta, adamw (Adam with decoupled weight decay). \\[default: adam]", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. \\[default: 0.002]", show_default=False)] = None,
+    momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. \\[default: 0.9]", show_default=False)] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay: L2 added to the gradient, or decoupled with --optim adamw. \\[default: 0]", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size. \\[default: 64]", show_default=False)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs. \\[default: 30]", show_default=False)] = None,
+    val_interval: Annotated[int | None, typer.Option(help="Validate every N epochs. \\[default: 1]", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, shuffling). \\[default: 0]", show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. \\[default: auto]", show_default=False)] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. \\[default: on for the built-in letters]", show_default=False)] = None,
+    out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. \\[default: saved_models/recognition.pth]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch. One is fastest for these small networks on a busy machine: extra threads spin-wait.")] = 1,
@@ -82,7 +76,7 @@ def train(
     import torch
 
     torch.set_num_threads(threads)
-    from charrec.config import load_train_yaml, make_config
+    from charrec.config import load_train_yaml, make_config, optimizer_hint
 
     flags = {
         "data_dir": data_dir, "norm_size": norm_size, "hidden": hidden, "layers": layers,
@@ -99,6 +93,9 @@ def train(
     if hidden is not None and layers is None:
         file_values.pop("layers", None)  # a new --hidden list defines the depth
     config = make_config(file_values, flags)
+    hint = optimizer_hint(config)
+    if hint:
+        console.print(f"[yellow]Note:[/yellow] {escape(hint)}", soft_wrap=True)
     run_training(config, strict=strict, dry_run=dry_run)
 
 
@@ -231,14 +228,38 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------- test
 
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. \\[default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
+SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
-@app.command()
+
+def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
+    """Resolve `--model` (see `charrec.models.resolve`) and load it -> (network, config,
+    checkpoint, choice)."""
+    from charrec.checkpoint import load_model
+    from charrec.models.resolve import resolve_model
+
+    choice = resolve_model(model)
+    network, config, checkpoint = load_model(choice.path)
+    return network, config, checkpoint, choice
+
+
+def say_which_model(label: str) -> None:
+    """One line on stderr naming the model that answered (printed once it has answered, so a
+    run that reads nothing ends in its one error line)."""
+    from charrec.report import error_console
+
+    error_console.print(f"Model: {label}", soft_wrap=True, markup=False)
+
+
+@app.command(cls=Command)
 @friendly_errors
 def test(
-    model: ModelPath = DEFAULT_MODEL,
-    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on. (default: the one the model was trained on)")] = None,
-    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
-    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. (default: next to the model, <name>_confusion.png)")] = None,
+    model: ModelOption = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on. \\[default: the one the model was trained on]", show_default=False)] = None,
+    split: Annotated[str, typer.Option(help="Which split: train, validation or test.")] = "test",
+    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. \\[default: next to the model, <name>_confusion_<data>.png]", show_default=False)] = None,
+    sheet: SheetOption = None,
+    sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the wrong ones first).")] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     debug: Debug = False,
@@ -246,26 +267,42 @@ def test(
     """Measure a saved model's accuracy on a dataset split."""
     import re
 
-    from charrec.checkpoint import load_model
-    from charrec.measure import measure
-    from charrec.report import per_class_table, plot_confusion
+    from charrec.measure import measure_data, test_images
+    from charrec.models.resolve import describe_model
+    from charrec.report import per_class_table, plot_confusion, step
 
-    network, config, checkpoint = load_model(model)
-    result = measure(network, config, checkpoint["classes"], data_dir, split, strict)
+    network, config, checkpoint, choice = load_chosen_model(model)
+    directory = data_dir or config.data_dir
+    with step(f"Reading images from {directory}", quiet=json_output):
+        data, name = test_images(config, data_dir, split, strict)
+    with step(f"Testing {len(data)} images", quiet=json_output):
+        result = measure_data(network, data, name, checkpoint["classes"])
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
-    plot_path = plot or model.with_name(f"{model.stem}_confusion_{slug}.png")
+    stem = "bundled" if choice.bundled else choice.path.stem
+    folder = Path(".") if choice.bundled else choice.path.parent
+    plot_path = plot or folder / f"{stem}_confusion_{slug}.png"
     plot_confusion(result.confusion, plot_path, result.classes,
-                   title=f"{model.name} on {result.data_name}")
+                   title=f"{stem} on {result.data_name}")
     summary = {
         "accuracy": result.accuracy, "n_correct": result.n_correct,
         "n_images": len(result.data), "n_skipped": len(result.data.skipped),
         "data": result.data_name, "split": split,
-        "data_dir": str(Path(data_dir or config.data_dir).resolve()),
-        "model": str(model), "per_class": result.per_class(),
+        "data_dir": str(Path(directory).resolve()),
+        "model": describe_model(choice, checkpoint), "model_path": str(choice.path),
+        "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
         "confusion_png": str(plot_path),
     }
+    say_which_model(summary["model"])
+    if sheet is not None:
+        from charrec.data.contact_sheet import prediction_sheet
+        from charrec.measure import predicted_images
+
+        with step(f"Drawing the contact sheet {sheet}", quiet=json_output):
+            drawn = prediction_sheet(predicted_images(network, result), sheet,
+                                     f"{stem} on {result.data_name}", n=sheet_n)
+        summary["sheet_png"] = str(drawn.path)
     if json_output:
         print_json(summary)
         return
@@ -275,7 +312,9 @@ def test(
     if result.data.skipped:
         console.print(f"[yellow]Warning:[/yellow] skipped {len(result.data.skipped)} unreadable "
                       f"images")
-    console.print(f"Confusion matrix: {plot_path}")
+    console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
+    if sheet is not None:
+        console.print(f"Contact sheet: {summary['sheet_png']}", soft_wrap=True)
     console.print(f"[bold]Accuracy on {result.data_name}: {percent(result.accuracy)}[/bold] "
                   f"({result.n_correct}/{len(result.data)} images)")
 
@@ -302,49 +341,61 @@ def _expand_image_paths(paths: list[Path]) -> list[Path]:
     return expanded
 
 
-@app.command()
+@app.command(cls=Command)
 @friendly_errors
 def predict(
-    im_path: Annotated[list[Path], typer.Option("--im-path", "-i", help="Image file(s) or folder(s); repeat the option for several.")],
-    model: ModelPath = DEFAULT_MODEL,
+    images: Annotated[list[Path] | None, typer.Argument(metavar="IMAGE...", help="Image files or folders (every image inside, recursively); shell globs work.", show_default=False)] = None,
+    im_path: Annotated[list[Path] | None, typer.Option("--im-path", "-i", metavar="PATH", help="Image file or folder; repeat the option for several (same as the arguments).", show_default=False)] = None,
+    model: ModelOption = None,
     top_k: Annotated[int, typer.Option(min=1, max=26, help="Also show the K most likely letters.")] = 1,
+    sheet: SheetOption = None,
+    sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the doubtful ones first).")] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
     debug: Debug = False,
 ) -> None:
-    """Recognise the letter in each image: prints `Prediction: X`."""
-    import torch
+    """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
+    when the image holds no letter or the model is unsure."""
+    from charrec.errors import ConfigError
+    from charrec.models.resolve import describe_model
+    from charrec.predict import predict_images
+    from charrec.report import progress_task
 
-    from charrec.checkpoint import load_model
-    from charrec.data.preprocess import load_image
-    from charrec.errors import ImageError
-    from charrec.nn.functions import softmax
-    from charrec.train import predict_logits
-
-    network, config, checkpoint = load_model(model)
-    classes = checkpoint["classes"]
-    paths = _expand_image_paths(im_path)
-    results, failures = [], []
-    for path in paths:
-        try:
-            image = load_image(path, config.norm_size)
-        except ImageError as error:
-            failures.append(str(error))
-            continue
-        probabilities = softmax(predict_logits(network, image.unsqueeze(0)))[0]
-        values, indices = torch.topk(probabilities, k=min(top_k, len(classes)))
-        top = [{"letter": classes[int(i)], "probability": round(float(v), 6)}
-               for v, i in zip(values, indices, strict=True)]
-        results.append({"path": str(path), "prediction": top[0]["letter"], "top_k": top})
+    given = [*(images or []), *(im_path or [])]
+    if not given:
+        raise ConfigError("give one or more images or folders, e.g. `charrec predict a.png "
+                          "photos/` (or --im-path a.png)")
+    network, config, checkpoint, choice = load_chosen_model(model)
+    paths = _expand_image_paths(given)
+    with progress_task(f"reading {len(paths)} images", quiet=True,
+                       show=len(paths) > 100) as update:
+        results, failures = predict_images(network, config, checkpoint["classes"], paths,
+                                           top_k, on_image=update)
+    label = describe_model(choice, checkpoint)
+    if results:
+        say_which_model(label)
     if json_output:
-        print_json(results)
+        print_json([{**result.to_dict(), "model": label} for result in results])
     else:
         for result in results:
-            prefix = f"{result['path']}: " if len(paths) > 1 else ""
-            line = f"{prefix}Prediction: {result['prediction']}"
+            prefix = f"{result.path}: " if len(paths) > 1 else ""
+            line = f"{prefix}Prediction: {result.letter} ({100 * result.probability:.1f}%)"
             if top_k > 1:
-                line += "  (" + ", ".join(f"{entry['letter']} {100 * entry['probability']:.1f}%"
-                                          for entry in result["top_k"]) + ")"
-            console.print(line, soft_wrap=True)
+                line += "  next: " + ", ".join(f"{entry['letter']} "
+                                               f"{100 * entry['probability']:.1f}%"
+                                               for entry in result.top_k[1:])
+            console.print(line, soft_wrap=True, markup=False)
+            if result.warning:
+                console.print(f"[yellow]Warning:[/yellow] {escape(result.warning)}",
+                              soft_wrap=True)
+    if sheet is not None:
+        from charrec.data.contact_sheet import PredictedImage, prediction_sheet
+
+        drawn = prediction_sheet([PredictedImage(result.path, result.letter, result.probability,
+                                                 warning=result.warning) for result in results],
+                                 sheet, f"{choice.path.name if not choice.bundled else 'bundled'}"
+                                        f" predictions", n=sheet_n)
+        if not json_output:
+            console.print(f"Contact sheet: {drawn.path}", soft_wrap=True)
     if failures:
         for message in failures[:-1]:
             fail(message)
@@ -362,7 +413,7 @@ app.add_typer(data_app, name="data")
 
 from charrec.cli_sweep import sweep_command  # noqa: E402
 
-app.command("sweep")(sweep_command)
+app.command("sweep", cls=Command)(sweep_command)
 
 from charrec import cli_models  # noqa: E402
 

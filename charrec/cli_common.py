@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from charrec.errors import CharrecError
 from charrec.report import error_console
@@ -22,6 +23,29 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")]
+
+
+def _hide_flag_types(params: list[Any]) -> list[Any]:
+    """Typer shows a flag's type (`<bool>`) in the help as if it took a value; an empty metavar
+    hides it (flags take no value). Applied to every option, `--help` included."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A charrec command: help without `<bool>` after flags (`@app.command(cls=Command)`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _hide_flag_types(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The command groups' counterpart of `Command` (`typer.Typer(cls=Group)`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _hide_flag_types(super().get_params(ctx))
 
 
 class _State:

@@ -11,20 +11,20 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli_common import Debug, fail, friendly_errors, print_json
+from charrec.cli_common import Command, Debug, fail, friendly_errors, print_json
 from charrec.report import console
 
 
 @friendly_errors
 def summary_command(
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint to describe (instead of the architecture options).")] = None,
-    arch: Annotated[str | None, typer.Option(help="mlp or cnn. (default: mlp)")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to describe, or 'bundled' (instead of the architecture options).")] = None,
+    arch: Annotated[str | None, typer.Option(help="mlp or cnn. \\[default: mlp]", show_default=False)] = None,
     conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30.")] = None,
     hidden: Annotated[str | None, typer.Option(help="MLP hidden widths, e.g. 256,128.")] = None,
     layers: Annotated[int | None, typer.Option(help="MLP Linear layers; must be len(hidden)+1.")] = None,
-    norm_size: Annotated[str | None, typer.Option(help="Input image size H,W. (default: 32,32)")] = None,
-    channels: Annotated[int | None, typer.Option(help="Input channels: 3 for colour (charrec's own images are grayscale: 1). (default: 1)")] = None,
-    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. (default: on)")] = None,
+    norm_size: Annotated[str | None, typer.Option(help="Input image size H,W in pixels. \\[default: 32,32]", show_default=False)] = None,
+    channels: Annotated[int | None, typer.Option(help="Input channels: 3 for colour (charrec's own images are grayscale: 1). \\[default: 1]", show_default=False)] = None,
+    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. \\[default: on]", show_default=False)] = None,
     classes: Annotated[int, typer.Option(min=1, help="Number of output classes.")] = 26,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     debug: Debug = False,
@@ -44,8 +44,10 @@ def summary_command(
             raise ConfigError(f"--model describes a saved network; drop "
                               f"{', '.join('--' + name.replace('_', '-') for name in given)}")
         from charrec.checkpoint import load_model
+        from charrec.models.resolve import resolve_model
 
-        network, config, checkpoint = load_model(model)
+        choice = resolve_model(model)
+        network, config, checkpoint = load_model(choice.path)
         rows = summarise(network, (*config.norm_size, config.channels))
         title = f"{model} ({config.arch}, {len(checkpoint['classes'])} classes)"
     else:
@@ -111,11 +113,11 @@ def som_command(
     grid: Annotated[str, typer.Option(help="Map size ROWSxCOLS.")] = "12x12",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training images (fewer if the map stops changing, see --tol).")] = 20,
     lr: Annotated[float, typer.Option(help="Starting learning rate eta (shrinks to 1% of it).")] = 0.5,
-    sigma: Annotated[float | None, typer.Option(help="Starting neighbourhood width sigma in grid units (shrinks to 0.5). (default: half the longer grid side)")] = None,
+    sigma: Annotated[float | None, typer.Option(help="Starting neighbourhood width sigma in grid units (shrinks to 0.5). \\[default: half the longer grid side]", show_default=False)] = None,
     tol: Annotated[float, typer.Option(help="Stop when an epoch changes no weight by more than this.")] = 1e-4,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (initial weights, order, subset, data split).")] = 0,
-    norm_size: Annotated[str, typer.Option(help="Image size H,W.")] = "32,32",
-    max_images: Annotated[int | None, typer.Option(min=1, help="Train the map on at most this many training images (a seeded random subset; all of them label the units). (default: 5000)")] = 5000,
+    norm_size: Annotated[str, typer.Option(help="Image size H,W in pixels.")] = "32,32",
+    max_images: Annotated[int | None, typer.Option(min=1, help="Train the map on at most this many training images (a seeded random subset; all of them label the units). \\[default: 5000]", show_default=False)] = 5000,
     out: Annotated[Path, typer.Option(help="PNG of the unit prototypes, each marked with its majority letter.")] = Path("som.png"),
     json_output: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     debug: Debug = False,
@@ -172,6 +174,6 @@ def som_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("summary")(summary_command)
-    app.command("gradcheck")(gradcheck_command)
-    app.command("som")(som_command)
+    app.command("summary", cls=Command)(summary_command)
+    app.command("gradcheck", cls=Command)(gradcheck_command)
+    app.command("som", cls=Command)(som_command)

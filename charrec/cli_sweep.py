@@ -37,8 +37,8 @@ def parse_set_options(pairs: list[str] | None) -> dict[str, Any]:
 def sweep_command(
     config_file: Annotated[Path | None, typer.Argument(help="Sweep YAML (see configs/). Optional with --resume.", show_default=False)] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Trials run at once in worker processes (1: one after another in this process).")] = 1,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. (default: cores // jobs)")] = None,
-    out_dir: Annotated[Path | None, typer.Option(help="Run folder. (default: runs/<name>-<timestamp>)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. \\[default: cores // jobs]", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Run folder. \\[default: runs/<name>-<timestamp>]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder: only unfinished trials run; refused if the sweep changed.")] = None,
     keep: Annotated[str, typer.Option(help="Trial checkpoints to keep: all, best (only the best trial's) or none.")] = "all",
     data_dir: Annotated[str | None, typer.Option(help="Dataset for every trial (replaces base: data_dir). Built-in letters are generated there if it is missing.")] = None,

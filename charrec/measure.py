@@ -4,6 +4,7 @@
 call. It decides which images a checkpoint is tested on (a folder-per-class tree the model was
 not trained on is a test set as a whole; the one it was trained on is split with the training
 seed, so its training images are never tested) and returns plain numbers. No printing, no plots.
+`predicted_images` lists each image's answer for a contact sheet of the results.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import torch
 from torch import nn
 
 from charrec.config import TrainConfig
+from charrec.data.contact_sheet import PredictedImage
 from charrec.data.loading import LetterData, detect_layout, load_split
-from charrec.train import evaluate
+from charrec.nn.functions import softmax
+from charrec.train import evaluate, predict_logits
 
 
 @dataclass
@@ -67,6 +70,23 @@ def measure(model: nn.Module, config: TrainConfig, classes: Sequence[str],
             data_dir: str | Path | None = None, split: str = "test",
             strict: bool = False) -> Measurement:
     data, name = test_images(config, data_dir, split, strict)
+    return measure_data(model, data, name, classes)
+
+
+def measure_data(model: nn.Module, data: LetterData, name: str,
+                 classes: Sequence[str]) -> Measurement:
+    """`measure` on images already decoded (`test_images`)."""
     result = evaluate(model, data.images, data.labels, len(classes))
     return Measurement(data, name, result["accuracy"], result["n_correct"], result["confusion"],
                        list(classes))
+
+
+def predicted_images(model: nn.Module, result: Measurement) -> list[PredictedImage]:
+    """Each tested image with the model's answer, its probability and the true letter (for a
+    contact sheet of the results)."""
+    probabilities = softmax(predict_logits(model, result.data.images))
+    best, indices = probabilities.max(dim=1)
+    return [PredictedImage(path, result.classes[int(index)], float(probability),
+                           result.classes[int(label)])
+            for path, index, probability, label in zip(result.data.paths, indices, best,
+                                                       result.data.labels, strict=True)]

@@ -1,24 +1,61 @@
 """Everything charrec shows: rich tables and progress on the terminal, PNG plots on disk.
 
 Shared by the CLI and `charrec.sweep.report`; it never trains or reads data. Plots use
-matplotlib's non-interactive Agg backend (imported lazily, so `charrec --help` stays instant)
-and are written atomically.
+matplotlib's non-interactive Agg backend (imported lazily, so `charrec --help` stays instant) and
+are written atomically. `step` and `progress_task` show a spinner or bar on a terminal and plain
+lines otherwise.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from charrec import CLASSES
 
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def step(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner with `message` while the block runs on a terminal; a plain line instead when
+    stdout is not a terminal (none when `quiet`, e.g. for --json output)."""
+    if console.is_terminal:
+        with console.status(escape(message) + " ..."):
+            yield
+    else:
+        if not quiet:
+            console.print(escape(message) + " ...", soft_wrap=True)
+        yield
+
+
+@contextmanager
+def progress_task(description: str, quiet: bool = False,
+                  show: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar on a terminal (on stderr when `quiet`, so stdout stays data);
+    yields `update(done, total)`. Off a terminal, one plain line unless `quiet`; nothing at all
+    when not `show` (a step too short to need one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    target = error_console if quiet else console
+    if not show or not target.is_terminal:
+        if show and not quiet:
+            console.print(escape(description) + " ...", soft_wrap=True)
+        yield lambda done, total: None
+        return
+    columns = (TextColumn(escape(description)), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=target, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 def percent(fraction: float | None) -> str:

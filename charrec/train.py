@@ -70,6 +70,9 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
                                          weight_decay=config.weight_decay),
         "adadelta": lambda: torch.optim.Adadelta(parameters, lr=config.lr,
                                                  weight_decay=config.weight_decay),
+        # decoupled weight decay: w -= lr * weight_decay * w, apart from the Adam step
+        "adamw": lambda: torch.optim.AdamW(parameters, lr=config.lr,
+                                           weight_decay=config.weight_decay),
     }
     return optimizers[config.optim]()
 

@@ -73,11 +73,13 @@ def invoke(*args: object):
 
 def assert_one_line_error(result, *fragments: str) -> str:
     """Non-zero exit, no traceback, and the error is one line on stderr starting with `Error:`
-    that contains every fragment."""
+    that contains every fragment (besides the `Model: ...` line with which `charrec predict` and
+    `charrec test` name the model they loaded)."""
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines()
+             if line.strip() and not line.startswith("Model: ")]
     assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

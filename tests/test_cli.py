@@ -16,7 +16,7 @@ from charrec import CLASSES, __version__
 from charrec.checkpoint import load_checkpoint
 from tests.helpers import assert_one_line_error, invoke
 
-PREDICTION = re.compile(r"Prediction: ([A-Z])\b")
+PREDICTION = re.compile(r"Prediction: ([A-Z]) \((\d+\.\d)%\)")
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +151,16 @@ def test_test_missing_checkpoint(tmp_path: Path) -> None:
 def test_predict_one_file(trained: Path, images: list[Path]) -> None:
     result = invoke("predict", "--im-path", images[0], "--model", trained)
     assert result.exit_code == 0, result.output
-    assert PREDICTION.fullmatch(result.stdout.strip())
+    first, *warning = result.stdout.strip().splitlines()
+    assert PREDICTION.fullmatch(first)
+    assert all(line.startswith("Warning: unsure:") for line in warning)  # a 2-epoch model
+    assert result.stderr.startswith(f"Model: {trained} (charrec {__version__}, mlp, val ")
 
 
 def test_predict_several_files_and_a_folder(trained: Path, images: list[Path]) -> None:
     several = invoke("predict", "-i", images[0], "-i", images[1], "--model", trained)
     assert several.exit_code == 0, several.output
-    lines = several.stdout.strip().splitlines()
+    lines = [line for line in several.stdout.splitlines() if ": Prediction" in line]
     assert [line.split(": Prediction")[0] for line in lines] == [str(p) for p in images[:2]]
     folder = invoke("predict", "--im-path", images[0].parent, "--model", trained)
     assert folder.exit_code == 0, folder.output
@@ -167,11 +170,11 @@ def test_predict_several_files_and_a_folder(trained: Path, images: list[Path]) -
 def test_predict_top_k(trained: Path, images: list[Path]) -> None:
     result = invoke("predict", "--im-path", images[0], "--model", trained, "--top-k", "3")
     assert result.exit_code == 0, result.output
-    match = re.fullmatch(r"Prediction: ([A-Z])  \(([A-Z]) ([\d.]+)%, ([A-Z]) ([\d.]+)%, "
-                         r"([A-Z]) ([\d.]+)%\)", result.stdout.strip())
+    match = re.fullmatch(r"Prediction: ([A-Z]) \(([\d.]+)%\)  next: ([A-Z]) ([\d.]+)%, "
+                         r"([A-Z]) ([\d.]+)%", result.stdout.splitlines()[0])
     assert match, result.stdout
-    assert match[1] == match[2]
-    probabilities = [float(match[index]) for index in (3, 5, 7)]
+    assert len({match[1], match[3], match[5]}) == 3
+    probabilities = [float(match[index]) for index in (2, 4, 6)]
     assert probabilities == sorted(probabilities, reverse=True)
 
 
@@ -229,8 +232,7 @@ def test_predict_missing_checkpoint(images: list[Path], tmp_path: Path) -> None:
 
 
 def test_predict_needs_an_image() -> None:
-    result = invoke("predict")
-    assert result.exit_code == 2 and "--im-path" in result.output
+    assert_one_line_error(invoke("predict"), "give one or more images", "--im-path")
 
 
 # ------------------------------------------------------------------------ debug, version, help
@@ -268,3 +270,14 @@ def test_python_dash_m_help() -> None:
     assert completed.returncode == 0
     for command in ("train", "test", "predict"):
         assert command in completed.stdout
+
+
+def test_strong_adam_weight_decay_prints_the_adamw_hint(course_dataset: Path) -> None:
+    base = ("train", "--data-dir", course_dataset, "--hidden", "8", "--dry-run")
+    adam = invoke(*base, "--optim", "adam", "--weight-decay", "0.15")
+    assert adam.exit_code == 0, adam.output
+    notes = [line for line in adam.stdout.splitlines() if line.startswith("Note:")]
+    assert len(notes) == 1 and "--optim adamw" in notes[0]
+    adamw = invoke(*base, "--optim", "adamw", "--weight-decay", "0.15")
+    assert adamw.exit_code == 0, adamw.output
+    assert "Note:" not in adamw.stdout

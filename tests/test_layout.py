@@ -30,6 +30,9 @@ FORBIDDEN = {
     "charrec.measure": ("charrec.sweep", "charrec.cli", "charrec.report"),
     "charrec.report": ("charrec.sweep", "charrec.cli", "charrec.train"),
     "charrec.sweep": ("charrec.cli",),
+    "charrec.models": ("charrec.train", "charrec.sweep", "charrec.cli", "charrec.report",
+                       "charrec.measure", "charrec.predict"),
+    "charrec.predict": ("charrec.sweep", "charrec.cli", "charrec.report", "charrec.measure"),
 }
 
 

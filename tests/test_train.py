@@ -93,10 +93,32 @@ def test_val_interval_validates_every_n_epochs_and_the_last(letters) -> None:
 
 def test_every_optimizer_trains(letters) -> None:
     for optim, lr in (("sgd", 0.05), ("adagrad", 0.05), ("rmsprop", 1e-3), ("adam", 1e-3),
-                      ("adadelta", 1.0)):
+                      ("adadelta", 1.0), ("adamw", 1e-3)):
         result = train(_config(epochs=2, hidden="32", optim=optim, lr=lr), letters)
         losses = [row["train_loss"] for row in result.history]
         assert losses[1] < losses[0], (optim, losses)
+
+
+def test_adamw_decouples_weight_decay() -> None:
+    """AdamW shrinks a weight by lr * weight_decay * w beside its Adam step; Adam adds
+    weight_decay * w to the gradient, which Adam's normalisation then rescales."""
+    from charrec.train import make_optimizer
+
+    for optim, expected in (("adamw", 1.0 - 0.1 * 0.5), ("adam", 1.0)):
+        weight = torch.nn.Parameter(torch.ones(1))
+        optimizer = make_optimizer(_config(optim=optim, lr=0.1, weight_decay=0.5), [weight])
+        weight.grad = torch.zeros(1)  # no loss gradient: only the decay acts
+        optimizer.step()
+        step = 0.1 if optim == "adam" else 0.0  # Adam: decay gradient normalised to one lr step
+        assert float(weight.detach()) == pytest.approx(expected - step), optim
+
+
+def test_strong_adam_weight_decay_gets_a_hint() -> None:
+    from charrec.config import optimizer_hint
+
+    assert "--optim adamw" in optimizer_hint(_config(optim="adam", weight_decay=0.15))
+    assert optimizer_hint(_config(optim="adam", weight_decay=0.001)) is None
+    assert optimizer_hint(_config(optim="adamw", weight_decay=0.15)) is None
 
 
 def test_huge_learning_rate_raises_training_diverged_naming_the_epoch(letters) -> None:

@@ -3,7 +3,8 @@
 Pure Pillow (no matplotlib), so the sheet's pixel size is exact and known in advance:
 `columns = ceil(sqrt(n))`, each cell is `tile` pixels wide and `tile + CAPTION_HEIGHT` tall,
 cells are separated (and framed) by `GAP` pixels, and a `HEADER_HEIGHT` band on top holds the
-title. `contact_sheet` picks random samples of a dataset (either layout) and draws them.
+title. `contact_sheet` picks random samples of a dataset (either layout) and draws them;
+`prediction_sheet` draws images a model read, wrong or doubtful ones first and framed in red.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ ERROR_COLOUR = (200, 0, 0)
 
 @dataclass(frozen=True)
 class Tile:
-    """One cell: an image (None if it could not be read), its label and a short note."""
+    """One cell: an image (None if it could not be read), its label and a short note; `marked`
+    cells (a wrong or doubtful prediction) get a red frame and a red label."""
 
     image: Image.Image | None
     label: str
     note: str
+    marked: bool = False
 
 
 def grid_shape(count: int) -> tuple[int, int]:
@@ -101,8 +104,12 @@ def draw_contact_sheet(tiles: Sequence[Tile], title: str, tile: int = 96) -> Ima
             fitted = _fit_image(cell.image, tile)
             sheet.paste(fitted, (left + (tile - fitted.width) // 2,
                                  top + (tile - fitted.height) // 2))
-        draw.text((left, top + tile + 1), cell.label, font=label_font,
-                  fill=ERROR_COLOUR if cell.image is None else LABEL_COLOUR)
+        if cell.marked:
+            draw.rectangle((left - 3, top - 3, left + tile + 2, top + tile + 2),
+                           outline=ERROR_COLOUR, width=3)
+        draw.text((left, top + tile + 1), _fit_text(draw, cell.label, label_font, tile),
+                  font=label_font,
+                  fill=ERROR_COLOUR if cell.image is None or cell.marked else LABEL_COLOUR)
         draw.text((left, top + tile + 18), _fit_text(draw, cell.note, note_font, tile),
                   font=note_font, fill=NAME_COLOUR)
     return sheet
@@ -118,6 +125,50 @@ def save_contact_sheet(image: Image.Image, path: str | Path) -> Path:
     """Write the sheet as a PNG atomically (temp file + rename)."""
     data = png_bytes(image)
     return atomic_write(path, lambda handle: handle.write(data))
+
+
+# ---------------------------------------------------------------------------- predictions
+
+
+@dataclass(frozen=True)
+class PredictedImage:
+    """One image a model read: its answer and probability, the true letter if known, and the
+    warning the prediction carried (if any)."""
+
+    path: str
+    predicted: str
+    probability: float
+    true: str | None = None
+    warning: str | None = None
+
+    @property
+    def doubtful(self) -> bool:
+        return (self.true is not None and self.true != self.predicted) or bool(self.warning)
+
+
+def prediction_sheet(images: Sequence[PredictedImage], out: str | Path, title: str,
+                     n: int = 64, tile: int = 96) -> SheetResult:
+    """A contact sheet of up to `n` images as stored, each captioned with the predicted letter and
+    its probability (and the true letter): wrong or doubtful ones first, framed in red."""
+    chosen = sorted(images, key=lambda image: not image.doubtful)[:n]
+    tiles, unreadable = [], []
+    for image in chosen:
+        try:
+            picture = open_image(image.path)
+        except ImageError as error:
+            unreadable.append((image.path, str(error)))
+            picture = None
+        label = f"{image.predicted} {100 * image.probability:.0f}%"
+        truth = f"true {image.true} " if image.true is not None else ""
+        tiles.append(Tile(picture, label, truth + Path(image.path).name, image.doubtful))
+    n_marked = sum(image.doubtful for image in images)
+    full_title = f"{title}: {len(chosen)} of {len(images)} images, {n_marked} marked red"
+    try:
+        path = save_contact_sheet(draw_contact_sheet(tiles, full_title, tile), out)
+    except OSError as error:
+        raise DataError(f"cannot write the contact sheet {out} ({error}); "
+                        f"choose another --sheet path") from None
+    return SheetResult(path, len(chosen), len(images), unreadable)
 
 
 # ------------------------------------------------------------------------------- datasets

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from charrec.errors import ImageError
 
@@ -50,7 +50,8 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:
-    """Mode 'L' (8-bit gray) from any mode; transparency is composited onto white."""
+    """Mode 'L' (8-bit gray) from any mode; transparency is composited onto black or white,
+    whichever contrasts with the opaque pixels (`_contrasting_background`)."""
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16/32-bit gray: scale the used range to 0..255 instead of clipping at 255
         extrema = image.getextrema()
@@ -64,9 +65,22 @@ def to_grayscale(image: Image.Image) -> Image.Image:
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
+        rgba = image.convert("RGBA")
+        shade = _contrasting_background(rgba)
+        background = Image.new("RGBA", image.size, (shade, shade, shade, 255))
+        image = Image.alpha_composite(background, rgba)
     return image.convert("L")
+
+
+def _contrasting_background(rgba: Image.Image) -> int:
+    """Gray level to put under the transparent parts: black under a light drawing (mean gray
+    of the opaque pixels >= 128), white under a dark one or a fully transparent image, so a white
+    letter on a transparent background does not vanish into white."""
+    opaque = rgba.getchannel("A").point(lambda alpha: 255 if alpha >= 128 else 0)
+    stats = ImageStat.Stat(rgba.convert("L"), mask=opaque)
+    if not stats.count or stats.count[0] == 0:
+        return 255
+    return 0 if stats.mean[0] >= 128 else 255
 
 
 def resize_gray(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:

@@ -1,0 +1,77 @@
+"""Which model answers: an explicit `--model PATH`, `--model bundled`, or by default
+`saved_models/recognition.pth` in the current folder if it exists, else the bundled model.
+
+The bundled model is package data (`charrec/models/bundled.pth`), found with
+`importlib.resources` and loaded like any checkpoint (`charrec.checkpoint.load_model`,
+`weights_only=True`). This module only chooses and describes; reading and validating the file
+belong to `charrec.checkpoint`.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from charrec.errors import CheckpointError
+
+BUNDLED = "bundled"
+BUNDLED_FILE = "bundled.pth"
+DEFAULT_MODEL = Path("saved_models/recognition.pth")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The checkpoint to load and why: `source` is "option" (--model PATH), "local"
+    (./saved_models/recognition.pth) or "bundled"."""
+
+    path: Path
+    source: str
+
+    @property
+    def bundled(self) -> bool:
+        return self.source == BUNDLED
+
+
+def bundled_resource() -> Traversable:
+    """The bundled checkpoint inside the installed package (it may not exist)."""
+    return resources.files("charrec.models").joinpath(BUNDLED_FILE)
+
+
+_resource_paths = ExitStack()  # keeps a zip-extracted copy alive until the process exits
+
+
+def bundled_path() -> Path:
+    """A file-system path to the bundled checkpoint; CheckpointError if this install has none."""
+    resource = bundled_resource()
+    if not resource.is_file():
+        raise CheckpointError("no bundled model in this install; train one with `charrec train`")
+    return Path(_resource_paths.enter_context(resources.as_file(resource)))
+
+
+def resolve_model(model: str | Path | None, cwd: str | Path | None = None) -> ModelChoice:
+    """The model `charrec predict`/`charrec test` use for `--model` (None when not given)."""
+    if model is not None and str(model) == BUNDLED:
+        return ModelChoice(bundled_path(), BUNDLED)
+    if model is not None:
+        return ModelChoice(Path(model), "option")
+    local = Path(cwd or ".") / DEFAULT_MODEL
+    if local.is_file():
+        return ModelChoice(DEFAULT_MODEL if cwd is None else local, "local")
+    return ModelChoice(bundled_path(), BUNDLED)
+
+
+def describe_model(choice: ModelChoice, checkpoint: dict[str, Any]) -> str:
+    """One line naming the model that answered, e.g. `bundled (charrec 0.1.0, cnn, val 93.1%)`
+    or the checkpoint's path."""
+    config = checkpoint.get("config", {})
+    metrics = checkpoint.get("metrics", {})
+    details = [f"charrec {checkpoint.get('charrec_version', '?')}", str(config.get("arch", "mlp"))]
+    if isinstance(metrics.get("best_val_accuracy"), float):
+        details.append(f"val {100 * metrics['best_val_accuracy']:.1f}%")
+    if choice.bundled:
+        return f"bundled ({', '.join(details)})"
+    return f"{choice.path} ({', '.join(details)})"
