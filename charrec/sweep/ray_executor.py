@@ -275,10 +275,11 @@ def _run_task(fn: Callable[[Item], Result], item: Item, threads: int, tracker: A
               number: int) -> Result:
     """One trial in a Ray worker. Ray re-uses a worker for tasks of any CPU count, so the torch
     thread count is set here, every time."""
+    import ray
     import torch
 
-    if tracker is not None:
-        tracker.started.remote(number, {"pid": os.getpid(), "name": _node_name()})
+    if tracker is not None:  # waited for (milliseconds), so it is recorded before any crash
+        ray.get(tracker.started.remote(number, {"pid": os.getpid(), "name": _node_name()}))
     torch.set_num_threads(threads)
     return fn(item)
 
