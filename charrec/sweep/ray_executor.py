@@ -87,7 +87,10 @@ def _find_local_cluster() -> str:
 
 class RayExecutor:
     """Runs trials as Ray tasks: on the cluster at `address`, or on a local Ray started here
-    (`address` None) with `jobs * threads` CPUs, which `close` shuts down again."""
+    (`address` None) with `jobs * threads` CPUs, which `close` shuts down again.
+
+    Use it as a context manager (`start` on entry, `close` on exit), and call
+    `check_shared_folder(run_folder)` before `run_sweep`, as `charrec sweep` does."""
 
     def __init__(self, address: str | None, jobs: int = 1, threads: int | None = None,
                  retries: int = RETRIES):
@@ -132,7 +135,7 @@ class RayExecutor:
         except ray.exceptions.AuthenticationError:
             raise ClusterError(f"the Ray cluster at {self.address} refused charrec's "
                                f"authentication: {TOKEN_HELP}") from None
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             raise ClusterError(f"could not start or reach Ray ({self.address or 'local'}): "
                                f"{_first_line(error)}") from None
         try:
