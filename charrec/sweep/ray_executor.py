@@ -15,6 +15,7 @@ files belongs here.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -103,6 +104,7 @@ class RayExecutor:
         self.retries = retries
         self.nodes = 0
         self.started_here = False
+        self.target: str | None = None  # host:port connected to
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -116,14 +118,14 @@ class RayExecutor:
     def describe(self) -> str:
         if self.started_here:
             return f"a local Ray started by charrec ({self.jobs * self.threads} CPUs)"
-        return f"the Ray cluster at {self.address} ({self.nodes} node(s))"
+        return f"the Ray cluster at {self.target} ({self.nodes} node(s))"
 
     def start(self) -> None:
         """Connect (or start a local Ray) and check that every node runs this charrec."""
         require_ray()
         import ray
 
-        target = probe_address(self.address) if self.address else None
+        target = self.target = probe_address(self.address) if self.address else None
         try:
             if target is None:
                 ray.init(address="local", num_cpus=self.jobs * self.threads,
@@ -132,11 +134,11 @@ class RayExecutor:
             else:
                 _enable_token_if_available()
                 ray.init(address=target, logging_level="ERROR", log_to_driver=False)
-        except ray.exceptions.AuthenticationError:
-            raise ClusterError(f"the Ray cluster at {self.address} refused charrec's "
-                               f"authentication: {TOKEN_HELP}") from None
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
-            raise ClusterError(f"could not start or reach Ray ({self.address or 'local'}): "
+            if _is_auth_failure(error):
+                raise ClusterError(f"the Ray cluster at {target} refused charrec's "
+                                   f"authentication: {TOKEN_HELP}") from None
+            raise ClusterError(f"could not start or reach Ray ({target or 'local'}): "
                                f"{_first_line(error)}") from None
         try:
             if not self.started_here:
@@ -327,7 +329,25 @@ def _enable_token_if_available() -> None:
         )
     except ImportError:  # another Ray: it applies its own rules
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    quiet = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # not Ray's "token authentication is enabled" warning
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def _is_auth_failure(error: BaseException) -> bool:
+    """Ray reports a refused token as AuthenticationError or, from ray.init, as a
+    ConnectionError whose cause's text says Unauthenticated / InvalidAuthToken."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if type(seen).__name__ == "AuthenticationError" or \
+                any(word in str(seen) for word in ("Unauthenticated", "InvalidAuthToken")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _first_line(error: BaseException) -> str:

@@ -362,8 +362,19 @@ def test_probe_gives_up_after_its_timeout():
         probe_address("headnode")
 
 
-def test_a_refused_token_names_the_setting(fake_ray, sweep_file, tmp_path):
-    fake_ray.init_error = AuthenticationError("Authentication failed")
+def refused_by_gcs() -> ConnectionError:
+    # what ray.init raised, after ~20 s of retries, for a token-protected `ray start --head`
+    # cluster when the driver had RAY_AUTH_MODE=disabled (Ray 2.60)
+    error = ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+    error.__cause__ = RuntimeError("Failed to connect to GCS. Last connection error: ... "
+                                   "Unauthenticated: RPC error: InvalidAuthToken")
+    return error
+
+
+@pytest.mark.parametrize("error", [AuthenticationError("Authentication failed"),
+                                   refused_by_gcs()], ids=["AuthenticationError", "GCS"])
+def test_a_refused_token_names_the_setting(fake_ray, sweep_file, tmp_path, error):
+    fake_ray.init_error = error
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
