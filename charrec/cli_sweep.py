@@ -96,7 +96,8 @@ def sweep_command(
         folder = (RunFolder.reopen(resume, trials) if resume is not None else
                   RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
         if executor_name == "ray":
-            executor.check_shared_folder(folder.path)
+            executor.check_shared_paths(folder.path, sorted({trial.config["data_dir"]
+                                                             for trial in trials}))
         _run_and_report(folder, spec, trials, executor, keep, strict)
 
 

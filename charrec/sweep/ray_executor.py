@@ -5,8 +5,8 @@ asking for `threads` CPUs, the results come back in the order they finish (`ray.
 sweep writes every row itself, as for a local pool. Before any trial runs it checks what would
 otherwise fail late or hang: the address answers a plain TCP connect (a wrong address makes
 `ray.init` hang for minutes), the token is accepted, every node runs this charrec version, and
-every node sees the run folder at the same path (`check_shared_folder`). Ray Tune is not used:
-charrec has its own grid/random expansion, results file and resume.
+every node sees the run folder and the datasets at the same paths (`check_shared_paths`).
+Ray Tune is not used: charrec has its own grid/random expansion, results file and resume.
 
 A trial whose worker or node dies is retried `retries` times (default 1), then becomes a failed
 row naming the node and process it died in. Nothing about training, data or the run folder's
@@ -91,7 +91,8 @@ class RayExecutor:
     (`address` None) with `jobs * threads` CPUs, which `close` shuts down again.
 
     Use it as a context manager (`start` on entry, `close` on exit), and call
-    `check_shared_folder(run_folder)` before `run_sweep`, as `charrec sweep` does."""
+    `check_shared_paths(run_folder, data_dirs)` before `run_sweep`, as `charrec sweep`
+    does."""
 
     def __init__(self, address: str | None, jobs: int = 1, threads: int | None = None,
                  retries: int = RETRIES):
@@ -156,23 +157,33 @@ class RayExecutor:
         if ray.is_initialized():
             ray.shutdown()
 
-    def check_shared_folder(self, folder: str | Path) -> None:
-        """Every node must see `folder` (the run folder: decoded images, checkpoints) at the
-        same path; checked by writing a marker here and reading it on every node."""
+    def check_shared_paths(self, folder: str | Path, data_dirs: Sequence[str] = ()) -> None:
+        """Every node must see the run folder (decoded images, checkpoints) and the datasets at
+        the same paths as this machine: checked by writing a marker in the folder here and
+        reading it on every node, and by comparing what each node finds at each dataset."""
         path = Path(folder).resolve() / f".ray-probe-{uuid.uuid4().hex[:12]}"
         token = uuid.uuid4().hex
         path.write_text(token, encoding="utf-8")
+        datasets = [str(Path(directory).resolve()) for directory in data_dirs]
+        here = _look_at(datasets)
         try:
-            for node in self._probe_nodes(str(path)):
+            for node in self._probe_nodes(str(path), datasets):
                 if node["marker"] != token:
                     raise ClusterError(
                         f"Ray node {node['name']} does not see the run folder {Path(folder)} "
                         f"at the same path: every node needs it on a shared filesystem "
                         f"(see docs/sweeps.md), e.g. --out-dir on an NFS mount")
+                for directory in datasets:
+                    if node["datasets"][directory] != here[directory]:
+                        raise ClusterError(
+                            f"Ray node {node['name']} does not see the dataset {directory} as "
+                            f"this machine does: every node needs it at the same path, on a "
+                            f"shared filesystem (see docs/sweeps.md)")
         finally:
             path.unlink(missing_ok=True)
 
-    def _probe_nodes(self, marker: str | None = None) -> list[dict[str, Any]]:
+    def _probe_nodes(self, marker: str | None = None,
+                     datasets: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Run `_node_report` once on every alive node; one clear error for a node that cannot
         run charrec (not installed, another version) or does not answer."""
         import ray
@@ -181,7 +192,8 @@ class RayExecutor:
         nodes = [node for node in ray.nodes() if node.get("Alive")]
         report = ray.remote(_node_report)
         pending = {report.options(num_cpus=0, max_retries=0, scheduling_strategy=(
-            NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(marker):
+            NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(
+                marker, list(datasets)):
             node.get("NodeManagerAddress", node["NodeID"]) for node in nodes}
         reports = []
         for ref, address in pending.items():
@@ -215,7 +227,8 @@ class RayExecutor:
         task = ray.remote(_run_task).options(num_cpus=self.threads, max_retries=self.retries,
                                              retry_exceptions=False)
         fn_ref = ray.put(fn)
-        pending = {task.remote(fn_ref, item, self.threads, tracker, number): (number, item)
+        cwd = os.getcwd()
+        pending = {task.remote(fn_ref, item, self.threads, tracker, number, cwd): (number, item)
                    for number, item in enumerate(items)}
         finished = False
         try:
@@ -263,9 +276,16 @@ def _node_name() -> str:
     return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
 
 
-def _node_report(marker: str | None) -> dict[str, Any]:
-    """What a node says about itself: charrec's version, and the marker file's text if the
-    node sees it."""
+def _look_at(datasets: Sequence[str]) -> dict[str, list[bool]]:
+    """What a machine finds at each dataset path: a folder? the built-in letters' manifest
+    (which decides `augment: auto`)?"""
+    return {directory: [Path(directory).is_dir(), (Path(directory) / "manifest.json").is_file()]
+            for directory in datasets}
+
+
+def _node_report(marker: str | None, datasets: Sequence[str] = ()) -> dict[str, Any]:
+    """What a node says about itself: charrec's version, the marker file's text if the node
+    sees it, and what it finds at each dataset path."""
     text = None
     if marker is not None:
         try:
@@ -273,16 +293,19 @@ def _node_report(marker: str | None) -> dict[str, Any]:
         except OSError:
             pass
     return {"name": _node_name(), "charrec": __version__, "python": sys.version.split()[0],
-            "marker": text}
+            "marker": text, "datasets": _look_at(datasets)}
 
 
 def _run_task(fn: Callable[[Item], Result], item: Item, threads: int, tracker: Any,
-              number: int) -> Result:
+              number: int, cwd: str) -> Result:
     """One trial in a Ray worker. Ray re-uses a worker for tasks of any CPU count, so the torch
-    thread count is set here, every time."""
+    thread count is set here, every time; relative paths (a sweep's `data_dir`) mean what they
+    mean on the driver, so the task works in the driver's directory when the node has it."""
     import ray
     import torch
 
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
     if tracker is not None:  # waited for (milliseconds), so it is recorded before any crash
         ray.get(tracker.started.remote(number, {"pid": os.getpid(), "name": _node_name()}))
     torch.set_num_threads(threads)

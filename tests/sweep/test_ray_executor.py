@@ -8,6 +8,7 @@ test is tests/sweep/test_ray_cluster.py.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import types
@@ -267,7 +268,7 @@ def test_the_failed_row_names_the_node_and_process_the_task_started_in(fake_ray)
                                  on_lost=lambda item, reason: (item, reason)))
     (item, reason), = rows
     assert item == 7
-    assert f"pid {__import__('os').getpid()} on node {socket.gethostname()} (10.0.0.7)" in reason
+    assert f"pid {os.getpid()} on node {socket.gethostname()} (10.0.0.7)" in reason
     # without on_lost a dead worker stops the run, as in a local pool
     with RayExecutor(None, jobs=1, threads=1) as executor, pytest.raises(WorkerDied):
         list(executor.run(crash_after_starting, [7]))
@@ -391,11 +392,11 @@ def test_address_needs_the_ray_executor(sweep_file, tmp_path):
     assert_one_line_error(result, "--executor must be one of local, ray")
 
 
-def report_as(**changes: Any) -> Callable[[str | None], dict[str, Any]]:
+def report_as(**changes: Any) -> Callable[..., dict[str, Any]]:
     real = ray_executor._node_report
 
-    def report(marker: str | None) -> dict[str, Any]:
-        return {**real(marker), **changes}
+    def report(marker: str | None, datasets: list[str] = ()) -> dict[str, Any]:
+        return {**real(marker, datasets), **changes}
 
     return report
 
@@ -408,7 +409,7 @@ def test_a_node_with_another_charrec_is_one_line(fake_ray, sweep_file, tmp_path,
 
 
 def test_a_node_without_charrec_is_one_line(fake_ray, sweep_file, tmp_path, monkeypatch):
-    def no_charrec(marker: str | None) -> dict[str, Any]:
+    def no_charrec(marker: str | None, datasets: list[str] = ()) -> dict[str, Any]:
         raise ModuleNotFoundError("No module named 'charrec'")
 
     monkeypatch.setattr(ray_executor, "_node_report", no_charrec)
@@ -424,3 +425,37 @@ def test_a_node_that_does_not_see_the_run_folder_is_one_line(fake_ray, sweep_fil
     assert_one_line_error(result, "does not see the run folder", "shared filesystem")
     assert not list((tmp_path / "run").glob(".ray-probe-*"))
     assert fake_ray.shutdowns == 1
+
+
+def test_a_node_that_does_not_see_the_dataset_is_one_line(fake_ray, sweep_file, tmp_path,
+                                                         monkeypatch, course_dataset):
+    real = ray_executor._node_report
+
+    def missing_everywhere(marker: str | None, datasets: list[str] = ()) -> dict[str, Any]:
+        report = real(marker, datasets)
+        report["datasets"] = {path: [False, False] for path in datasets}
+        return report
+
+    monkeypatch.setattr(ray_executor, "_node_report", missing_everywhere)
+    result = invoke("sweep", sweep_file, "--executor", "ray", "--out-dir", tmp_path / "run")
+    assert_one_line_error(result, f"does not see the dataset {course_dataset.resolve()}",
+                          "same path")
+
+
+def test_ctrl_c_on_the_cli_exits_130_and_stops_the_ray_it_started(fake_ray, sweep_file,
+                                                                   tmp_path):
+    waits = []
+
+    def wait_then_ctrl_c(refs: list, num_returns: int, timeout: float) -> tuple[list, list]:
+        waits.append(len(refs))
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+        return refs[-num_returns:], refs[:-num_returns]
+
+    fake_ray.wait = wait_then_ctrl_c
+    result = invoke("sweep", sweep_file, "--executor", "ray", "--jobs", "2", "--threads", "1",
+                    "--out-dir", tmp_path / "run")
+    assert result.exit_code == 130
+    assert f"--resume {tmp_path / 'run'}" in result.output
+    assert len(read_rows(tmp_path / "run")) == 1  # the finished trial is kept
+    assert len(fake_ray.cancelled) == 2 and fake_ray.shutdowns == 1
