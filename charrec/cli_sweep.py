@@ -1,12 +1,14 @@
 """`charrec sweep FILE`: run a YAML experiment (grid or random search) and report it.
 
 Parsing lives in `charrec.sweep.spec`, running and the run folder in `charrec.sweep.runner`, where
-trials run in `charrec.sweep.executors`, tables and plots in `charrec.sweep.report`; this module only
-wires them to options and a live progress display.
+trials run in `charrec.sweep.executors` (on Ray: `charrec.sweep.ray_executor`), tables and plots in
+`charrec.sweep.report`; this module only wires them to options and a live progress display.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +17,8 @@ import typer
 from charrec.cli_common import Debug, fail, friendly_errors
 from charrec.errors import ConfigError
 from charrec.report import console
+
+EXECUTORS = ("local", "ray")
 
 
 def parse_set_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -45,6 +49,8 @@ def sweep_command(
     set_options: Annotated[list[str] | None, typer.Option("--set", help="Replace a base: option, KEY=VALUE; repeat for several (e.g. --set epochs=5).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials and exit.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail trials on unreadable images instead of skipping them.")] = False,
+    executor_name: Annotated[str, typer.Option("--executor", help="Where trials run: local (this machine: --jobs processes) or ray (a Ray cluster; needs charrec\\[ray]).")] = "local",
+    address: Annotated[str | None, typer.Option(help="With --executor ray: the cluster, HOST:PORT or auto (the one `ray start` made here). (default: RAY_ADDRESS; without it a local Ray of --jobs x --threads CPUs is started and stopped)")] = None,
     debug: Debug = False,
 ) -> None:
     """Run a sweep: train every trial of a YAML grid or random search, then show the table."""
@@ -54,6 +60,15 @@ def sweep_command(
 
     if keep not in KEEP_CHOICES:
         raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+    if executor_name not in EXECUTORS:
+        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got "
+                          f"{executor_name!r}")
+    if executor_name == "ray":
+        from charrec.sweep.ray_executor import require_ray
+
+        require_ray()  # before anything is made
+    elif address is not None:
+        raise ConfigError("--address is the Ray cluster to run on: it needs --executor ray")
     overrides = parse_set_options(set_options)
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -77,9 +92,25 @@ def sweep_command(
         return
     for directory in dict.fromkeys(trial.config["data_dir"] for trial in trials):
         ensure_data(Path(directory))
-    folder = (RunFolder.reopen(resume, trials) if resume is not None else
-              RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
-    _run_and_report(folder, spec, trials, jobs, threads, keep, strict)
+    with _executor(executor_name, address, jobs, threads) as executor:
+        folder = (RunFolder.reopen(resume, trials) if resume is not None else
+                  RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
+        if executor_name == "ray":
+            executor.check_shared_paths(folder.path, sorted({trial.config["data_dir"]
+                                                             for trial in trials}))
+        _run_and_report(folder, spec, trials, executor, keep, strict)
+
+
+def _executor(name: str, address: str | None, jobs: int,
+              threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    """The executor, started: a Ray connection is made (and checked) before the run folder."""
+    from charrec.sweep.executors import make_executor
+
+    if name == "ray":
+        from charrec.sweep.ray_executor import RayExecutor
+
+        return RayExecutor(address or os.environ.get("RAY_ADDRESS") or None, jobs, threads)
+    return contextlib.nullcontext(make_executor(jobs, threads))
 
 
 def ensure_data(data_dir: Path) -> None:
@@ -100,8 +131,8 @@ def ensure_data(data_dir: Path) -> None:
         console.print(f"Generated {sum(manifest['counts'].values())} images at {data_dir}.")
 
 
-def _run_and_report(folder: Any, spec: Any, trials: list, jobs: int, threads: int | None,
-                    keep: str, strict: bool) -> None:
+def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: str,
+                    strict: bool) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -110,14 +141,14 @@ def _run_and_report(folder: Any, spec: Any, trials: list, jobs: int, threads: in
         TimeElapsedColumn,
     )
 
-    from charrec.sweep.executors import make_executor
     from charrec.sweep.report import print_results, progress_info, trial_line, write_plots
     from charrec.sweep.results import best_point, summarise
     from charrec.sweep.runner import run_sweep
 
-    executor = make_executor(jobs, threads)
-    console.print(f"Sweep {spec.name}: {len(trials)} trials, {jobs} at a time "
-                  f"({executor.threads} torch thread(s) each). Run folder: {folder.path}")
+    where = f" on {executor.describe()}" if hasattr(executor, "describe") else ""
+    console.print(f"Sweep {spec.name}: {len(trials)} trials, {executor.jobs} at a time "
+                  f"({executor.threads} torch thread(s) each){where}. Run folder: {folder.path}",
+                  soft_wrap=True)
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=console) as progress:

@@ -99,3 +99,15 @@ def test_every_module_opens_with_a_docstring(name: str) -> None:
 def test_the_detector_sees_imports_inside_functions() -> None:
     assert "charrec.train" in GRAPH["charrec.sweep.trial"]  # imported inside run_trial
     assert "charrec.data.synth" in GRAPH["charrec.train"]
+
+
+def test_only_the_ray_executor_imports_ray() -> None:
+    # ray is an optional extra (charrec[ray]) and slow to import: one module holds it
+    importers = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(found == "ray" or found.startswith("ray.") for found in names):
+                importers.add(name)
+    assert importers == {"charrec.sweep.ray_executor"}

@@ -2,9 +2,9 @@
 
 An `Executor` calls a picklable function on every item, up to `jobs` at a time, and yields the
 results as they finish. The sweep knows nothing else about it, so a back-end for a cluster
-engine slots in here alone: a Ray executor would wrap `fn` with
-`ray.remote(num_cpus=threads)`, submit every item and yield from `ray.wait` — config parsing,
-result collection and reporting stay as they are.
+engine slots in behind the same interface: `charrec.sweep.ray_executor` (the only module that
+imports ray) wraps `fn` in a Ray task and yields from `ray.wait`; config parsing, result
+collection and reporting stay as they are.
 
 Local back-ends: `InlineExecutor` (one trial at a time in this process) and
 `LocalPoolExecutor` (`jobs` spawned worker processes). Each sets
@@ -33,11 +33,14 @@ class Executor(Protocol):
     jobs: int  # trials at once
     threads: int  # torch threads per trial
 
-    def run(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_lost: Callable[[Item, str], Result] | None = None) -> Iterator[Result]:
         """Call `fn` on each item, up to `jobs` at once; yield results in the order they finish.
 
         Closing the iterator early (an error or Ctrl-C in the consumer) stops the work that is
-        still queued or running.
+        still queued or running. If the process running an item dies (killed, out of memory, a
+        lost node), a back-end that can go on yields `on_lost(item, reason)` for it; one that
+        cannot (a broken local pool), or any back-end without `on_lost`, raises `WorkerDied`.
         """
         ...
 
@@ -68,7 +71,8 @@ class InlineExecutor:
         self.jobs = 1
         self.threads = threads or threads_per_job(1)
 
-    def run(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_lost: Callable[[Item, str], Result] | None = None) -> Iterator[Result]:
         import torch
 
         previous = torch.get_num_threads()
@@ -93,7 +97,10 @@ class LocalPoolExecutor:
         self.jobs = jobs
         self.threads = threads or threads_per_job(jobs)
 
-    def run(self, fn: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_lost: Callable[[Item, str], Result] | None = None) -> Iterator[Result]:
+        # A dead worker breaks the whole pool (every pending future fails), so `on_lost` cannot
+        # help here: the sweep stops with WorkerDied and --resume runs the rest.
         import multiprocessing
         from concurrent.futures.process import BrokenProcessPool
 

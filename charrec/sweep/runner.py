@@ -8,7 +8,8 @@ A run folder holds:
     best.yaml             the best point's options, runnable with `charrec train --config`
     checkpoints/t000.pth  each trial's best-validation weights (or only the best's: keep="best")
     plots/*.png           drawn by `charrec.sweep.report`
-    .data-0.pt            decoded images shared with the workers while a parallel run lasts
+    .data-0.pt            decoded images shared with the workers while a parallel or Ray
+                          run lasts
 
 `run_sweep` skips trials that already have a row, so resuming a crashed or interrupted run is
 running it again on the same folder (`RunFolder.reopen` refuses if the trials changed).
@@ -28,10 +29,17 @@ from typing import Any
 
 from charrec import __version__
 from charrec.errors import ConfigError
-from charrec.sweep.executors import Executor
+from charrec.sweep.executors import Executor, InlineExecutor
 from charrec.sweep.results import PointSummary, best_point, best_trial, format_value, summarise
 from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, trial_config
-from charrec.sweep.trial import TrialTask, data_key, load_trial_data, run_trial, save_data_file
+from charrec.sweep.trial import (
+    TrialTask,
+    data_key,
+    load_trial_data,
+    lost_trial_row,
+    run_trial,
+    save_data_file,
+)
 
 SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
 CSV_FILE, BEST_FILE, CHECKPOINTS = "results.csv", "best.yaml", "checkpoints"
@@ -212,7 +220,9 @@ def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], execu
     status = SweepStatus(total=len(trials), done=len(rows), skipped=len(rows), rows=rows,
                          failed=sum(row["status"] == "failed" for row in rows))
     preflight(todo)
-    data_files = share_data(folder, todo, strict) if executor.jobs > 1 and todo else {}
+    # trials in other processes (a local pool, Ray workers) read the images decoded once, here
+    in_other_processes = not isinstance(executor, InlineExecutor)
+    data_files = share_data(folder, todo, strict) if in_other_processes and todo else {}
     tasks = [TrialTask(trial, str(folder.checkpoint_path(trial)) if keep != "none" else None,
                        strict, data_files.get(data_key(trial_config(trial), strict)))
              for trial in todo]
@@ -221,7 +231,7 @@ def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], execu
     if on_progress:
         on_progress(status)
     try:
-        for row in executor.run(run_trial, tasks):
+        for row in executor.run(run_trial, tasks, on_lost=lost_trial_row):
             if row["status"] == "interrupted":
                 raise KeyboardInterrupt
             folder.append(row)

@@ -86,14 +86,23 @@ def _load_data_file(path: str | Path) -> dict[str, Any]:
             for split, entry in plain.items()}
 
 
+def _row_start(trial: Trial) -> dict[str, Any]:
+    return {"trial": trial.trial_id, "index": trial.index, "point": trial.point,
+            "repeat": trial.repeat, "seed": trial.config["seed"], "options": trial.options}
+
+
+def lost_trial_row(task: TrialTask, reason: str) -> dict[str, Any]:
+    """The failed row of a trial whose worker died (killed, out of memory, its node lost), so
+    it never returned a row of its own."""
+    return {**_row_start(task.trial), "status": "failed", "reason": reason}
+
+
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Train one trial and return its results row; a failure becomes a row with its reason."""
     from charrec.train import run
 
     trial, started = task.trial, time.perf_counter()
-    row: dict[str, Any] = {"trial": trial.trial_id, "index": trial.index, "point": trial.point,
-                           "repeat": trial.repeat, "seed": trial.config["seed"],
-                           "options": trial.options, "pid": os.getpid()}
+    row = {**_row_start(trial), "pid": os.getpid()}
     try:
         changes = {"out": task.checkpoint} if task.checkpoint else {}
         config = resolve_augment(trial_config(trial, **changes))

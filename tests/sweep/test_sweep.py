@@ -28,7 +28,7 @@ from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
 from charrec.sweep.trial import load_trial_data, save_data_file
 
 runner = CliRunner()
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 TINY_BASE = """\
 base:

@@ -1,0 +1,378 @@
+"""Sweep trials on a Ray cluster (`charrec sweep --executor ray`): the only module that imports ray.
+
+`RayExecutor` is an `Executor` (see `charrec.sweep.executors`): each trial is a Ray Core task
+asking for `threads` CPUs, the results come back in the order they finish (`ray.wait`), and the
+sweep writes every row itself, as for a local pool. Before any trial runs it checks what would
+otherwise fail late or hang: the address answers a plain TCP connect (a wrong address makes
+`ray.init` hang for minutes), the token is accepted, every node runs this charrec version, and
+every node sees the run folder and the datasets at the same paths (`check_shared_paths`).
+Ray Tune is not used: charrec has its own grid/random expansion, results file and resume.
+
+A trial whose worker or node dies is retried `retries` times (default 1), then becomes a failed
+row naming the node and process it died in. Nothing about training, data or the run folder's
+files belongs here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from charrec import __version__
+from charrec.errors import CharrecError
+from charrec.sweep.executors import WorkerDied, threads_per_job
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+INSTALL = 'pip install "charrec[ray]"'
+RETRIES = 1  # Ray's default is 3; one retry survives a lost node without tripling a crash
+CONNECT_TIMEOUT_S = 5.0  # the TCP probe of --address
+NODE_PROBE_TIMEOUT_S = 120.0  # a node's first worker can take a while to start on a busy machine
+WAIT_POLL_S = 1.0  # ray.wait returns at least this often, so Ctrl-C is seen promptly
+TOKEN_HELP = ("set RAY_AUTH_MODE=token and the cluster's token (the file ~/.ray/auth_token, or "
+              "RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH; `ray get-auth-token` on the head prints it)")
+
+
+class ClusterError(CharrecError):
+    """Ray is missing, the cluster cannot be reached, or a node cannot run the trials."""
+
+
+def require_ray() -> None:
+    """Fail with the install command if ray cannot be imported."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ClusterError(f"--executor ray needs Ray, which is not installed: {INSTALL}") \
+            from None
+
+
+def probe_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
+    """The host:port behind `address` ("auto": the cluster `ray start` made on this machine),
+    checked with a plain TCP connect, so a wrong address is an error in seconds, not a hang."""
+    target = address.split("://", 1)[-1]
+    if target == "auto":
+        target = _find_local_cluster()
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address {address!r} is not HOST:PORT or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else \
+            (error.strerror or type(error).__name__)
+        raise ClusterError(f"no Ray cluster answers at {target} ({reason} within "
+                           f"{timeout:g} s): start one with `ray start --head` or check "
+                           f"--address / RAY_ADDRESS") from None
+    return target
+
+
+def _find_local_cluster() -> str:
+    try:
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+    except ImportError:  # a Ray without this helper: let ray.init find it
+        return "auto"
+    try:
+        return canonicalize_bootstrap_address_or_die("auto")
+    except (ConnectionError, ValueError):
+        raise ClusterError("--address auto: no Ray cluster was started on this machine "
+                           "(`ray start --head` starts one)") from None
+
+
+class RayExecutor:
+    """Runs trials as Ray tasks: on the cluster at `address`, or on a local Ray started here
+    (`address` None) with `jobs * threads` CPUs, which `close` shuts down again.
+
+    Use it as a context manager (`start` on entry, `close` on exit), and call
+    `check_shared_paths(run_folder, data_dirs)` before `run_sweep`, as `charrec sweep`
+    does."""
+
+    def __init__(self, address: str | None, jobs: int = 1, threads: int | None = None,
+                 retries: int = RETRIES):
+        if jobs < 1:
+            raise ValueError("jobs must be at least 1")
+        self.address = address
+        self.jobs = jobs
+        # on a cluster the cores of this machine say nothing about a trial's share: 1 thread
+        self.threads = threads or (threads_per_job(jobs) if address is None else 1)
+        self.retries = retries
+        self.nodes = 0
+        self.started_here = False
+        self.target: str | None = None  # host:port connected to
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> RayExecutor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        if self.started_here:
+            return f"a local Ray started by charrec ({self.jobs * self.threads} CPUs)"
+        return f"the Ray cluster at {self.target} ({self.nodes} node(s))"
+
+    def start(self) -> None:
+        """Connect (or start a local Ray) and check that every node runs this charrec."""
+        require_ray()
+        import ray
+
+        target = self.target = probe_address(self.address) if self.address else None
+        try:
+            if target is None:
+                ray.init(address="local", num_cpus=self.jobs * self.threads,
+                         include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+                self.started_here = True
+            else:
+                _enable_token_if_available()
+                ray.init(address=target, logging_level="ERROR", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+            if _is_auth_failure(error):
+                raise ClusterError(f"the Ray cluster at {target} refused charrec's "
+                                   f"authentication: {TOKEN_HELP}") from None
+            raise ClusterError(f"could not start or reach Ray ({target or 'local'}): "
+                               f"{_first_line(error)}") from None
+        try:
+            if not self.started_here:
+                cpus = int(ray.cluster_resources().get("CPU", 0))
+                self.jobs = max(1, cpus // self.threads)
+            self.nodes = len(self._probe_nodes())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Disconnect; a Ray that charrec started is shut down, a cluster keeps running."""
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+    def check_shared_paths(self, folder: str | Path, data_dirs: Sequence[str] = ()) -> None:
+        """Every node must see the run folder (decoded images, checkpoints) and the datasets at
+        the same paths as this machine: checked by writing a marker in the folder here and
+        reading it on every node, and by comparing what each node finds at each dataset."""
+        path = Path(folder).resolve() / f".ray-probe-{uuid.uuid4().hex[:12]}"
+        token = uuid.uuid4().hex
+        path.write_text(token, encoding="utf-8")
+        datasets = [str(Path(directory).resolve()) for directory in data_dirs]
+        here = _look_at(datasets)
+        try:
+            for node in self._probe_nodes(str(path), datasets):
+                if node["marker"] != token:
+                    raise ClusterError(
+                        f"Ray node {node['name']} does not see the run folder {Path(folder)} "
+                        f"at the same path: every node needs it on a shared filesystem "
+                        f"(see docs/sweeps.md), e.g. --out-dir on an NFS mount")
+                for directory in datasets:
+                    if node["datasets"][directory] != here[directory]:
+                        raise ClusterError(
+                            f"Ray node {node['name']} does not see the dataset {directory} as "
+                            f"this machine does: every node needs it at the same path, on a "
+                            f"shared filesystem (see docs/sweeps.md)")
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _probe_nodes(self, marker: str | None = None,
+                     datasets: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Run `_node_report` once on every alive node; one clear error for a node that cannot
+        run charrec (not installed, another version) or does not answer."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        report = ray.remote(_node_report)
+        pending = {report.options(num_cpus=0, max_retries=0, scheduling_strategy=(
+            NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))).remote(
+                marker, list(datasets)):
+            node.get("NodeManagerAddress", node["NodeID"]) for node in nodes}
+        reports = []
+        for ref, address in pending.items():
+            try:
+                found = ray.get(ref, timeout=NODE_PROBE_TIMEOUT_S)
+            except ray.exceptions.GetTimeoutError:
+                raise ClusterError(f"Ray node {address} did not run a probe task within "
+                                   f"{NODE_PROBE_TIMEOUT_S:g} s") from None
+            except ray.exceptions.RayError as error:
+                missing = "No module named 'charrec" in str(error)
+                raise ClusterError(
+                    f"Ray node {address} cannot run charrec "
+                    f"({'charrec is not installed there' if missing else _first_line(error)}): "
+                    f"install charrec=={__version__} with {INSTALL} on every node") from None
+            if found["charrec"] != __version__:
+                raise ClusterError(
+                    f"Ray node {found['name']} has charrec {found['charrec']}, this machine "
+                    f"{__version__}: install the same version on every node")
+            reports.append(found)
+        return reports
+
+    # ------------------------------------------------------------------------------ running
+
+    def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
+            on_lost: Callable[[Item, str], Result] | None = None) -> Iterator[Result]:
+        import ray
+
+        if not items:
+            return
+        tracker = _Tracker.options(num_cpus=0).remote() if on_lost else None
+        task = ray.remote(_run_task).options(num_cpus=self.threads, max_retries=self.retries,
+                                             retry_exceptions=False)
+        fn_ref = ray.put(fn)
+        cwd = os.getcwd()
+        pending = {task.remote(fn_ref, item, self.threads, tracker, number, cwd): (number, item)
+                   for number, item in enumerate(items)}
+        finished = False
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_POLL_S)
+                for ref in done:
+                    number, item = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        if on_lost is None:
+                            raise WorkerDied(f"a Ray task died: {_first_line(error)}") from None
+                        result = on_lost(item, self._lost_reason(error, tracker, number))
+                    yield result
+            finished = True
+        finally:
+            if not finished:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+            if tracker is not None:
+                ray.kill(tracker)
+
+    def _lost_reason(self, error: Exception, tracker: Any, number: int) -> str:
+        import ray
+
+        where = "an unknown node"
+        try:
+            started = ray.get(tracker.where.remote(number), timeout=30)
+            if started:
+                where = f"pid {started['pid']} on node {started['name']}"
+        except ray.exceptions.RayError:
+            pass
+        kind = "failed" if isinstance(error, ray.exceptions.RayTaskError) else "died"
+        tries = f"{self.retries + 1} attempts" if self.retries else "no retry"
+        return (f"its Ray worker {kind} ({where}; {tries}): {type(error).__name__}: "
+                f"{_first_line(error)}")
+
+
+# ------------------------------------------------------------------- code that runs on the nodes
+
+
+def _node_name() -> str:
+    import ray
+
+    return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+
+
+def _look_at(datasets: Sequence[str]) -> dict[str, list[bool]]:
+    """What a machine finds at each dataset path: a folder? the built-in letters' manifest
+    (which decides `augment: auto`)?"""
+    return {directory: [Path(directory).is_dir(), (Path(directory) / "manifest.json").is_file()]
+            for directory in datasets}
+
+
+def _node_report(marker: str | None, datasets: Sequence[str] = ()) -> dict[str, Any]:
+    """What a node says about itself: charrec's version, the marker file's text if the node
+    sees it, and what it finds at each dataset path."""
+    text = None
+    if marker is not None:
+        try:
+            text = Path(marker).read_text(encoding="utf-8")
+        except OSError:
+            pass
+    return {"name": _node_name(), "charrec": __version__, "python": sys.version.split()[0],
+            "marker": text, "datasets": _look_at(datasets)}
+
+
+def _run_task(fn: Callable[[Item], Result], item: Item, threads: int, tracker: Any,
+              number: int, cwd: str) -> Result:
+    """One trial in a Ray worker. Ray re-uses a worker for tasks of any CPU count, so the torch
+    thread count is set here, every time; relative paths (a sweep's `data_dir`) mean what they
+    mean on the driver, so the task works in the driver's directory when the node has it."""
+    import ray
+    import torch
+
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    if tracker is not None:  # waited for (milliseconds), so it is recorded before any crash
+        ray.get(tracker.started.remote(number, {"pid": os.getpid(), "name": _node_name()}))
+    torch.set_num_threads(threads)
+    return fn(item)
+
+
+class _TrackerState:
+    """Where each task last started, so that a trial whose worker died can name it."""
+
+    def __init__(self) -> None:
+        self.places: dict[int, dict[str, Any]] = {}
+
+    def started(self, number: int, place: dict[str, Any]) -> None:
+        self.places[number] = place
+
+    def where(self, number: int) -> dict[str, Any] | None:
+        return self.places.get(number)
+
+
+class _LazyActor:
+    """`ray.remote(_TrackerState)`, made on first use so that importing this module does not
+    import ray."""
+
+    def options(self, **options: Any) -> Any:
+        import ray
+
+        return ray.remote(_TrackerState).options(**options)
+
+
+_Tracker = _LazyActor()
+
+
+def _enable_token_if_available() -> None:
+    """Connecting to an explicit address, Ray sends no token unless RAY_AUTH_MODE=token, and a
+    cluster with token authentication (the default for `ray start` since Ray 2.59) then refuses
+    after ~20 s of retries. So, as Ray itself does for a cluster it finds on this machine: if
+    RAY_AUTH_MODE is unset and a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+    ~/.ray/auth_token), use it."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray: it applies its own rules
+        return
+    quiet = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # not Ray's "token authentication is enabled" warning
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def _is_auth_failure(error: BaseException) -> bool:
+    """Ray reports a refused token as AuthenticationError or, from ray.init, as a
+    ConnectionError whose cause's text says Unauthenticated / InvalidAuthToken."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if type(seen).__name__ == "AuthenticationError" or \
+                any(word in str(seen) for word in ("Unauthenticated", "InvalidAuthToken")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
