@@ -50,7 +50,7 @@ def sweep_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials and exit.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail trials on unreadable images instead of skipping them.")] = False,
     executor_name: Annotated[str, typer.Option("--executor", help="Where trials run: local (this machine: --jobs processes) or ray (a Ray cluster; needs charrec\\[ray]).")] = "local",
-    address: Annotated[str | None, typer.Option(help="With --executor ray: the cluster, HOST:PORT or auto (the one `ray start` made here). (default: RAY_ADDRESS; without it a local Ray of --jobs x --threads CPUs is started and stopped)")] = None,
+    address: Annotated[str | None, typer.Option(help="With --executor ray: the cluster, HOST:PORT or auto (the one `ray start` made here). Without it: RAY_ADDRESS, else a local Ray of --jobs x --threads CPUs is started and stopped.")] = None,
     debug: Debug = False,
 ) -> None:
     """Run a sweep: train every trial of a YAML grid or random search, then show the table."""
