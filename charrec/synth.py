@@ -47,7 +47,7 @@ STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (synth_fonts.STROK
 STROKE_FACE = -1
 # Share of images written by hand on paper (charrec.synth_hand): pen-drawn or handwriting fonts,
 # thin strokes of pen, pencil or marker on gray paper, photographed small.
-HANDWRITING_PROBABILITY = 0.35
+HANDWRITING_PROBABILITY = 0.5
 HAND_PEN_PROBABILITY = 0.6  # of those: drawn with synth_hand.pen_glyph, else a handwriting font
 HAND_UPPERCASE_PROBABILITY = 0.8
 PEN_FACE = -2
@@ -305,7 +305,7 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     x0, y0, x1, y1 = box
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
-    low, high = (0.1, 0.45) if loose else (0.0, 0.45) if by_hand else (-0.04, 0.12)
+    low, high = (0.1, 0.45) if loose else (0.1, 0.5) if by_hand else (-0.04, 0.12)
     margins = rng.uniform(low, high, 2) * 2 * extent
     crop_width, crop_height = glyph_width + margins[0], glyph_height + margins[1]
     # Real crops are often stretched to a square (signs cropped to the letter's box), or keep
