@@ -98,7 +98,7 @@ def normalise(pixels: torch.Tensor) -> torch.Tensor:
     low = values.amin(dim=(1, 2), keepdim=True)
     high = values.amax(dim=(1, 2), keepdim=True)
     values = (values - low) / (high - low).clamp_min(1.0)  # contrast stretch to [0, 1]
-    invert = _border_mean(values) > values.mean(dim=(1, 2))
+    invert = _border_median(values) > values.mean(dim=(1, 2))
     values = torch.where(invert.view(-1, 1, 1), 1.0 - values, values)
     return values * 2.0 - 1.0
 
@@ -108,13 +108,18 @@ def preprocess(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
     return normalise(resize_gray(image, norm_size).unsqueeze(0))[0]
 
 
-def _border_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean of each image's outer ring of pixels (1/8 of each side, at least 1) -> [N]."""
+def _border_median(values: torch.Tensor) -> torch.Tensor:
+    """Median of each image's outer ring of pixels (1/8 of each side, at least 1) -> [N].
+
+    The median, not the mean: in a tight crop the letter's strokes run into the ring, and a
+    thin dark letter on light paper then pulls the ring's mean below the image's mean (a wrong
+    inversion) while the ring's median stays the paper's tone.
+    """
     height, width = values.shape[1:]
     rows, cols = max(1, height // 8), max(1, width // 8)
     mask = torch.ones(height, width, dtype=torch.bool)
     mask[rows:height - rows, cols:width - cols] = False
-    return values[:, mask].mean(dim=1)
+    return values[:, mask].median(dim=1).values
 
 
 def load_gray(path: str | Path, norm_size: tuple[int, int]) -> torch.Tensor:

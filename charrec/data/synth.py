@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from charrec import __version__
-from charrec.data import fonts as fonts
+from charrec.data import fonts
+from charrec.data import handwriting as hand
 from charrec.data.fonts import find_font_faces
 from charrec.errors import ConfigError, DataError
 
@@ -46,6 +47,12 @@ UPPERCASE_PROBABILITY = 0.6
 LOWERCASE_WEIGHT = {"L": 0.25}
 STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (fonts.STROKES), not a font
 STROKE_FACE = -1
+# Share of images written by hand on paper (charrec.data.handwriting): pen-drawn or handwriting
+# fonts, thin strokes of pen, pencil or marker on gray paper, photographed small.
+HANDWRITING_PROBABILITY = 0.5
+HAND_PEN_PROBABILITY = 0.6  # of those: drawn with handwriting.pen_glyph, else a handwriting font
+HAND_UPPERCASE_PROBABILITY = 0.8
+PEN_FACE = -2
 CHUNK_SIZE = 250
 SUPERSAMPLE = 2  # letters are drawn at this multiple of norm_size, then box-reduced
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's RGB -> L weights
@@ -209,22 +216,56 @@ def render_letters(start: int, stop: int, seed: int, norm_size: tuple[int, int])
     (seed, index): the shape of the letter one at a time, then its colours for all at once.
     """
     generators = [np.random.default_rng([seed, index]) for index in range(start, stop)]
-    layers = [_letter_layers(rng, CLASS_LETTERS[index % len(CLASS_LETTERS)], norm_size)
-              for rng, index in zip(generators, range(start, stop), strict=True)]
-    return _paint(generators, layers, norm_size)
+    handwritten = [rng.random() < HANDWRITING_PROBABILITY for rng in generators]
+    layers = [_letter_layers(rng, CLASS_LETTERS[index % len(CLASS_LETTERS)], norm_size, by_hand)
+              for rng, index, by_hand in zip(generators, range(start, stop), handwritten,
+                                             strict=True)]
+    images = np.zeros((stop - start, *norm_size, 3), np.uint8)
+    printed = [row for row, by_hand in enumerate(handwritten) if not by_hand]
+    if printed:
+        images[printed] = _paint([generators[row] for row in printed],
+                                 [layers[row] for row in printed], norm_size)
+    for row, by_hand in enumerate(handwritten):
+        if by_hand:
+            images[row] = hand.paint_on_paper(generators[row], layers[row][0])
+    return images
 
 
-def _letter_layers(rng: np.random.Generator, letter: str,
-                   norm_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+def _letter_layers(rng: np.random.Generator, letter: str, norm_size: tuple[int, int],
+                   by_hand: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Coverage [H, W] in [0, 1] of the letter, and of its shadow or border (or None)."""
     height, width = norm_size
     big = (width * SUPERSAMPLE, height * SUPERSAMPLE)
+    if by_hand:
+        face_index, char, instance = _pick_hand_face(rng, letter)
+        canvas, box = _compose_source(rng, face_index, char, instance, 0.3)
+        mask = np.asarray(_warp(rng, canvas, box, big, False, by_hand=True))
+        return _reduce(mask), None
     face_index, char, instance = _pick_face(rng, letter)
     loose = rng.random() < 0.3  # a loose crop shows neighbour letters whole: leave them out
     canvas, box = _compose_source(rng, face_index, char, instance, 0.0 if loose else 0.25)
     mask = np.asarray(_warp(rng, canvas, box, big, loose))
     letter_mask, under = _stroke_layers(rng, mask)
     return _reduce(letter_mask), None if under is None else _reduce(under)
+
+
+_HAND_FACES: dict[int, list[int]] = {}
+
+
+def _pick_hand_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
+    """A handwritten letter: pen-drawn (PEN_FACE) or from a handwriting font, mostly capitals."""
+    char = letter if rng.random() < HAND_UPPERCASE_PROBABILITY else letter.lower()
+    key = id(fonts.faces())
+    if key not in _HAND_FACES:
+        _HAND_FACES.clear()
+        _HAND_FACES[key] = hand.hand_faces(fonts.faces())
+    candidates = [index for index in _HAND_FACES[key] if char in fonts.faces()[index].letters]
+    if not candidates or rng.random() < HAND_PEN_PROBABILITY:
+        return PEN_FACE, char, ""
+    face_index = candidates[rng.integers(len(candidates))]
+    face = fonts.faces()[face_index]
+    instance = face.instances[rng.integers(len(face.instances))] if face.instances else ""
+    return face_index, char, instance
 
 
 def _reduce(mask: np.ndarray) -> np.ndarray:
@@ -264,12 +305,14 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
     def draw(letter: str) -> tuple[np.ndarray, int]:
         if face_index == STROKE_FACE:
             return fonts.stroke_glyph(rng, letter)
+        if face_index == PEN_FACE:
+            return hand.pen_glyph(rng, letter)
         return fonts.glyph(face_index, letter, instance)
 
     bitmap, top = draw(char)
     pieces = [(bitmap, 0, top)]
     glyph_height, glyph_width = bitmap.shape
-    letters = fonts.LETTERS if face_index == STROKE_FACE else fonts.faces()[face_index].letters
+    letters = fonts.LETTERS if face_index < 0 else fonts.faces()[face_index].letters
     for side in (-1, 1):
         if rng.random() < neighbour_probability:
             neighbour, neighbour_top = draw(letters[rng.integers(len(letters))])
@@ -290,7 +333,7 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
 
 
 def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, float],
-                   cells: int, loose: bool) -> np.ndarray:
+                   cells: int, loose: bool, by_hand: bool = False) -> np.ndarray:
     """Where the output's grid points [cells+1, cells+1, (x, y)] fall on the source canvas.
 
     The crop around `box` is tight or loose, stretched to the square or kept in aspect, then
@@ -300,7 +343,7 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     x0, y0, x1, y1 = box
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
-    low, high = (0.1, 0.45) if loose else (-0.04, 0.12)
+    low, high = (0.1, 0.45) if loose else (0.1, 0.5) if by_hand else (-0.04, 0.12)
     margins = rng.uniform(low, high, 2) * 2 * extent
     crop_width, crop_height = glyph_width + margins[0], glyph_height + margins[1]
     # Real crops are often stretched to a square (signs cropped to the letter's box), or keep
@@ -330,10 +373,10 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
 
 
 def _warp(rng: np.random.Generator, canvas: Image.Image, box: tuple[float, float, float, float],
-          size: tuple[int, int], loose: bool) -> Image.Image:
+          size: tuple[int, int], loose: bool, by_hand: bool = False) -> Image.Image:
     """The output square sampled from the source canvas: one quad, or a 3x3 mesh (elastic)."""
     cells = 3 if rng.random() < 0.35 else 1
-    points = _sampling_grid(rng, box, cells, loose).tolist()
+    points = _sampling_grid(rng, box, cells, loose, by_hand).tolist()
     width, height = size
     mesh = []
     for row in range(cells):

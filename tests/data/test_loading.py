@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from charrec import CLASSES
 from charrec.data.loading import (
@@ -242,6 +242,17 @@ def test_light_and_dark_letters_give_the_same_input(tmp_path: Path) -> None:
     light = load_image(tmp_path / "light_on_dark.png", NORM_SIZE)
     torch.testing.assert_close(dark, light)
     assert dark[0, 0] == -1.0  # background dark, letter light
+
+
+def test_thin_dark_letter_running_into_the_border_is_inverted() -> None:
+    # A tight crop of a handwritten L: its strokes lie along the left and bottom edges, so the
+    # border ring holds more ink than the whole image does; the paper still decides.
+    paper = Image.new("L", (32, 32), 200)
+    draw = ImageDraw.Draw(paper)
+    draw.line([(1, 0), (1, 30), (31, 30)], fill=60, width=2)
+    tensor = preprocess(paper, NORM_SIZE)
+    assert tensor[10, 20] == -1.0  # paper dark
+    assert tensor[15, 1] == 1.0  # ink light
 
 
 def test_exif_rotated_jpeg_is_turned_upright(tmp_path: Path) -> None:

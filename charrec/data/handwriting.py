@@ -1,0 +1,268 @@
+"""Handwritten letters for the built-in data: pen-drawn shapes and how ink on paper looks.
+
+Real handwriting differs from printed letters in shape (every writer builds a letter from their
+own strokes: several skeletons per letter, slant, width, wobble, overshooting or open joins,
+lead-in and exit strokes) and in look (thin pen, pencil or marker lines of uneven pressure on
+gray or tinted paper, photographed small and blurred). `pen_glyph` draws the shape, picking one
+of several stroke constructions of the letter; `hand_faces` picks the handwriting fonts;
+`paint_on_paper` turns a letter coverage mask into a photographed sheet of paper.
+
+The geometry shared with printed letters (crop, rotation, perspective, neighbours) stays in
+`charrec.data.synth`; the built-in skeletons in `charrec.data.fonts.STROKES` are the first
+variant of each letter here.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from charrec.data.fonts import GLYPH_PIXELS, STROKES, FontFace, _arc
+
+# Families (lowercase substrings) of installed fonts that look handwritten or hand-printed.
+HAND_FONT_NAMES = ("caveat", "indie flower", "kalam", "permanent marker", "shadows into light",
+                   "zeyada", "dancing script", "satisfy", "amatic", "delius", "comic", "handlee",
+                   "patrick hand", "architects daughter", "gloria", "coming soon", "nanum pen",
+                   "reenie", "rock salt", "covered by your grace", "just another hand",
+                   "homemade apple", "marker", "sue ellen", "schoolbell", "gochi", "neucha")
+
+
+def hand_faces(faces: list[FontFace]) -> list[int]:
+    """Indices of the faces whose family looks handwritten (see HAND_FONT_NAMES)."""
+    return [index for index, face in enumerate(faces)
+            if any(name in face.family.lower() for name in HAND_FONT_NAMES)]
+
+
+def _variants() -> dict[str, list[list[list[tuple[float, float]]]]]:
+    """More ways to build each capital, beyond STROKES: x 0..1, y 0 (cap line) .. 1 (base)."""
+    return {
+        "A": [[[(0, 1), (0.38, 0), (0.62, 0), (1, 1)], [(0.2, 0.6), (0.8, 0.6)]],
+              [[(0.05, 1), (0.5, 0), (0.95, 1)], [(0.3, 0.72), (0.7, 0.72)]],
+              [[(0, 1), (0.45, 0), (0.55, 0.05), (1, 1)], [(0.15, 0.55), (0.9, 0.6)]]],
+        "B": [[[(0, 0), (0, 1)], [(0, 0), *_arc(0.3, 0.25, 0.45, 0.25, 90, -90), (0, 0.5)],
+               [(0, 0.5), *_arc(0.3, 0.75, 0.5, 0.25, 90, -90), (0, 1)]],
+              [[(0, 1), (0, 0), *_arc(0.35, 0.24, 0.4, 0.24, 90, -90), (0.1, 0.5),
+                *_arc(0.4, 0.75, 0.5, 0.25, 90, -90), (0, 1)]]],
+        "C": [[_arc(0.5, 0.5, 0.5, 0.5, 70, 290, 16)], [_arc(0.55, 0.5, 0.5, 0.5, 30, 330, 18)]],
+        "D": [[[(0, 1), (0, 0), *_arc(0.2, 0.5, 0.8, 0.5, 90, -90), (0, 1)]],
+              [[(0.1, 0), (0.1, 1)], [(0, 0.02), *_arc(0.35, 0.5, 0.62, 0.48, 90, -90), (0, 1)]]],
+        "E": [[_arc(0.55, 0.27, 0.45, 0.27, 60, 270, 10)
+               + _arc(0.55, 0.75, 0.5, 0.25, 90, 300, 10)],
+              [[(0, 0), (0, 1)], [(0, 0), (0.9, 0)], [(0, 0.5), (0.7, 0.5)], [(0, 1), (0.9, 1)]],
+              [[(0.9, 0), (0, 0), (0, 1), (0.95, 1)], [(0, 0.45), (0.6, 0.45)]]],
+        "F": [[[(0, 0), (0, 1)], [(0, 0), (0.9, 0)], [(0, 0.45), (0.6, 0.45)]],
+              [[(0.1, 0), (1, 0.05)], [(0.4, 0), (0.4, 1)], [(0.15, 0.5), (0.7, 0.5)]]],
+        "G": [[_arc(0.5, 0.5, 0.5, 0.5, 60, 360, 16) + [(1, 0.5), (1, 1)]],
+              [_arc(0.5, 0.5, 0.5, 0.5, 60, 350, 16) + [(0.95, 0.5), (0.55, 0.5)]],
+              [_arc(0.5, 0.5, 0.5, 0.5, 50, 350, 16), [(0.55, 0.55), (1.05, 0.55)],
+               [(0.98, 0.55), (0.98, 1.0)]]],
+        "H": [[[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 0.4), (1, 0.4)]],
+              [[(0.1, 0), (0, 1)], [(0.9, 0), (1, 1)], [(-0.05, 0.55), (1.05, 0.5)]],
+              [[(0, 0), (0, 1), (0, 0.5), (1, 0.5), (1, 0), (1, 1)]]],
+        "I": [[[(0.5, 0), (0.5, 1)]], [[(0.5, 0), (0.5, 1)], [(0.1, 0), (0.9, 0)],
+                                        [(0.1, 1), (0.9, 1)]]],
+        "J": [[[(0.7, 0), (0.7, 0.7), *_arc(0.4, 0.7, 0.3, 0.3, 0, -180)]],
+              [[(0.7, 0), (0.7, 0.75), *_arc(0.35, 0.75, 0.35, 0.25, 0, -160)],
+               [(0.2, 0), (1, 0)]]],
+        "K": [[[(0, 0), (0, 1)], [(0.9, 0), (0, 0.55), (1, 1)]],
+              [[(0, 0), (0, 1)], [(0.9, 0), (0.05, 0.5)], [(0.05, 0.5), (0.95, 1)]]],
+        "L": [[[(0.05, 0), (0, 1), (0.9, 0.98)]], [[(0, 0), (0, 1)], [(0, 1), (0.7, 1)]]],
+        "M": [[[(0, 1), (0, 0), (0.5, 1), (1, 0), (1, 1)]],
+              [[(0, 1), (0.15, 0), (0.5, 0.75), (0.85, 0), (1, 1)]],
+              [[(0, 1), (0, 0)], [(0, 0), (0.5, 0.6), (1, 0)], [(1, 0), (1, 1)]]],
+        "N": [[[(0, 1), (0, 0)], [(0, 0), (1, 1)], [(1, 1), (1, 0)]],
+              [[(0, 1), (0.05, 0), (0.95, 1), (1, 0)]]],
+        "O": [[_arc(0.5, 0.5, 0.5, 0.5, 100, 470, 22)], [_arc(0.5, 0.5, 0.45, 0.5, 80, 420, 20)]],
+        "P": [[[(0, 0), (0, 1)], [(0, 0), *_arc(0.3, 0.27, 0.6, 0.27, 90, -90), (0, 0.54)]],
+              [[(0, 1), (0, 0), *_arc(0.4, 0.22, 0.5, 0.22, 90, -90), (0, 0.44)]]],
+        "Q": [[_arc(0.5, 0.5, 0.5, 0.5, 0, 360, 20), [(0.45, 0.75), (0.85, 1.15)]],
+              [_arc(0.5, 0.5, 0.5, 0.5, 0, 360, 20), [(0.75, 0.85), (1.05, 1.0)]],
+              [_arc(0.5, 0.45, 0.5, 0.45, 90, 450, 20), [(0.5, 0.9), (0.7, 1.05), (1.0, 1.0)]]],
+        "R": [[[(0, 1), (0, 0), *_arc(0.3, 0.27, 0.6, 0.27, 90, -90), (0, 0.54), (1, 1)]],
+              [[(0, 0), (0, 1)], [(0, 0), *_arc(0.35, 0.25, 0.5, 0.25, 90, -90), (0.05, 0.5)],
+               [(0.4, 0.5), (1, 1)]]],
+        "S": [[_arc(0.5, 0.25, 0.42, 0.25, 20, 270, 10)
+               + _arc(0.5, 0.75, 0.45, 0.25, 90, -160, 10)]],
+        "T": [[[(0, 0.05), (1, 0)], [(0.5, 0), (0.5, 1)]],
+              [[(0, 0.1), (0.5, 0), (1, 0.05)], [(0.55, 0.02), (0.45, 1)]]],
+        "U": [[[(0, 0), (0, 0.65), *_arc(0.5, 0.65, 0.5, 0.35, 180, 360), (1, 0), (1, 1)]],
+              [[(0, 0), *_arc(0.5, 0.5, 0.5, 0.5, 180, 360, 14), (1, 0)]]],
+        "V": [[[(0, 0), (0.45, 1), (0.55, 1), (1, 0)]],
+              [[(0, 0), (0.55, 1), (0.9, 0), (1.05, -0.05)]]],
+        "W": [[[(0, 0), (0.25, 1), (0.5, 0), (0.75, 1), (1, 0)]],
+              [[(0, 0), (0.2, 1), (0.5, 0.4), (0.8, 1), (1, 0)]],
+              [[(0, 0), (0.3, 1), (0.55, 0.1)], [(0.45, 0.1), (0.7, 1), (1, 0)]]],
+        "X": [[[(0.1, 0), (0.9, 1)], [(0.9, 0), (0.1, 1)]],
+              [[(0, 0), *_arc(0.5, 0.5, 0.15, 0.4, 180, 360, 6), (1, 0)],
+               [(0, 1), *_arc(0.5, 0.5, 0.15, 0.4, 180, 0, 6), (1, 1)]]],
+        "Y": [[[(0, 0), (0.5, 0.5)], [(1, 0), (0.2, 1)]], [[(0, 0), (0.5, 0.5), (0.5, 1)],
+                                                          [(1, 0), (0.5, 0.5)]],
+              [[(0, 0), (0.5, 0.45), (1, 0)], [(0.5, 0.45), (0.45, 1)]]],
+        "Z": [[[(0, 0), (1, 0), (0, 1), (1, 1)], [(0.25, 0.5), (0.75, 0.5)]],
+              [[(0.05, 0.05), (0.95, 0), (0.1, 0.95), (0.2, 1), (1, 1)]]],
+    }
+
+
+VARIANTS = _variants()
+
+
+def skeletons(char: str) -> list[list[list[tuple[float, float]]]]:
+    """Every stroke construction of `char`: the built-in one first, then the variants."""
+    return [STROKES[char], *VARIANTS.get(char, [])]
+
+
+def _resample(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Points every `spacing` along the polyline (both ends kept)."""
+    lengths = np.hypot(*np.diff(points, axis=0).T)
+    total = float(lengths.sum())
+    if total < 1e-9:
+        return points[:1]
+    along = np.concatenate([[0.0], np.cumsum(lengths)])
+    positions = np.linspace(0, total, max(2, int(total / spacing) + 1))
+    return np.stack([np.interp(positions, along, points[:, 0]),
+                     np.interp(positions, along, points[:, 1])], axis=1)
+
+
+def _smooth_noise(rng: np.random.Generator, count: int, scale: float) -> np.ndarray:
+    """[count, 2] slowly varying offsets (a hand that drifts, not a jittery one)."""
+    steps = rng.normal(0, 1, (count, 2))
+    if count < 6:
+        return np.zeros((count, 2))
+    kernel = np.hanning(max(3, count // 3))
+    drift = np.stack([np.convolve(steps[:, axis], kernel, mode="same") for axis in range(2)], 1)
+    return drift / (np.abs(drift).max() + 1e-9) * scale
+
+
+def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
+    """A handwritten `char` (uint8 bitmap, top offset from the cap line), new at every call.
+
+    A writer is drawn first (skeleton variant, width, slant, roundness of corners, how far
+    strokes overshoot or fall short, pen width and pressure), then each stroke is jittered,
+    resampled densely, drifted smoothly and stamped with a round nib whose radius follows the
+    pressure and tapers at the ends.
+    """
+    size = GLYPH_PIXELS
+    options = skeletons(char)
+    strokes = options[rng.integers(len(options))]
+    width_scale = rng.uniform(0.55, 1.1) * (0.7 if char.islower() else 0.85)
+    height_scale = rng.uniform(0.85, 1.1)
+    slant = rng.normal(0, 0.18)
+    corner_jitter = rng.uniform(0.0, 0.06)
+    overshoot = rng.uniform(-0.06, 0.1)
+    drift = rng.uniform(0.0, 0.04)
+    thickest = 0.12 if rng.random() < 0.15 else 0.06  # markers now and then, mostly pens
+    pen = size * math.exp(rng.uniform(math.log(0.012), math.log(thickest)))
+    pressure = rng.uniform(0.0, 0.45)
+    taper = rng.uniform(0.0, 0.6)
+    margin = int(pen) + size // 3
+    picture = Image.new("L", (int(size * 1.8) + 2 * margin, int(size * 1.6) + 2 * margin), 0)
+    draw = ImageDraw.Draw(picture)
+    lead_in = rng.random() < 0.15
+    exit_stroke = rng.random() < 0.2
+    for number, stroke in enumerate(strokes):
+        points = np.asarray(stroke, np.float64)
+        points = points + rng.normal(0, corner_jitter, points.shape)
+        if len(points) >= 2:  # overshoot (or fall short of) both ends along the end segments
+            for end, before in ((0, 1), (-1, -2)):
+                direction = points[end] - points[before]
+                norm = float(np.hypot(*direction))
+                if norm > 1e-6:
+                    points[end] = points[end] + direction / norm * overshoot * rng.uniform(0, 1)
+        if lead_in and number == 0:
+            points = np.concatenate([points[:1] + [[-0.2, 0.15 + rng.uniform(0, 0.2)]], points])
+        if exit_stroke and number == len(strokes) - 1:
+            points = np.concatenate([points, points[-1:] + [[0.2, -rng.uniform(0, 0.2)]]])
+        points[:, 1] *= height_scale
+        points[:, 0] = points[:, 0] * width_scale + slant * (1 - points[:, 1])
+        points = _smooth_points(points, int(rng.integers(0, 3)))
+        dense = _resample(points * size * 0.9 + margin, max(0.6, pen * 0.25))
+        dense = dense + _smooth_noise(rng, len(dense), drift * size)
+        along = np.linspace(0, 1, len(dense))
+        radius = pen / 2 * (1 + pressure * np.sin(2 * np.pi * (rng.uniform(0.3, 1.5) * along
+                                                                + rng.uniform(0, 1))))
+        radius *= 1 - taper * np.clip(1 - np.minimum(along, 1 - along) / 0.15, 0, 1)
+        # Pillow's ellipse covers x - r .. x + r inclusive: one pixel wider than 2r
+        for (x, y), r in zip(dense.tolist(), np.maximum(radius - 0.5, 0.3).tolist(),
+                             strict=True):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+    bitmap = np.asarray(picture)
+    rows, cols = np.nonzero(bitmap)
+    return (np.ascontiguousarray(bitmap[rows.min():rows.max() + 1, cols.min():cols.max() + 1]),
+            int(rows.min()) - margin)
+
+
+def _smooth_points(points: np.ndarray, rounds: int) -> np.ndarray:
+    """Chaikin corner cutting: a polyline -> a smoother one with the same end points."""
+    for _ in range(rounds):
+        if len(points) < 3:
+            break
+        quarter = 0.75 * points[:-1] + 0.25 * points[1:]
+        three_quarters = 0.25 * points[:-1] + 0.75 * points[1:]
+        middle = np.stack([quarter, three_quarters], axis=1).reshape(-1, 2)
+        points = np.concatenate([points[:1], middle[1:-1], points[-1:]])
+    return points
+
+
+# ------------------------------------------------------------------------- ink on paper
+
+
+def _soft_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """A smooth random field in [-1, 1] from a coarse grid of `cells` x `cells` values."""
+    coarse = Image.fromarray(((rng.uniform(-1, 1, (cells, cells)) + 1) * 127.5).astype(np.uint8))
+    field = np.asarray(coarse.resize(shape[::-1], Image.Resampling.BICUBIC), np.float32)
+    return field / 127.5 - 1
+
+
+def paint_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """Letter coverage [H, W] in [0, 1] -> uint8 RGB [H, W, 3] of pen, pencil or marker on paper.
+
+    Paper is white to mid gray (photographed under room light), sometimes tinted, with uneven
+    light and texture; ink is dark (a light-on-dark board now and then), pencil grainy and
+    faint. The picture is then shrunk to the 15-60 px of a real crop and stretched back, so
+    the blur of small photos is learnt, and gets camera noise and sometimes JPEG artefacts.
+    """
+    height, width = mask.shape
+    paper = rng.uniform(0.55, 0.97)
+    tool = rng.random()
+    if tool < 0.3:  # pencil: faint and grainy
+        contrast, grain = rng.uniform(0.15, 0.5), rng.uniform(0.2, 0.6)
+    elif tool < 0.85:  # ballpoint, gel, fountain pen
+        contrast, grain = rng.uniform(0.25, 0.8), rng.uniform(0.0, 0.2)
+    else:  # marker
+        contrast, grain = rng.uniform(0.4, 0.9), 0.0
+    contrast = min(contrast, paper - 0.02)
+    ink = paper - contrast
+    if rng.random() < 0.08:  # chalk or white pen on a dark board
+        paper, ink = 1 - paper, 1 - ink
+    coverage = mask
+    if grain > 0:
+        speckle = rng.uniform(1 - grain, 1, mask.shape).astype(np.float32)
+        coverage = mask * speckle
+    light = 1 + rng.uniform(0, 0.04) * _soft_field(rng, mask.shape, 3)
+    texture = rng.uniform(0, 0.012) * _soft_field(rng, mask.shape, int(rng.integers(4, 12)))
+    gray = ((paper + texture) + (ink - paper) * coverage) * light
+    tint = rng.normal(0, rng.uniform(0, 0.04), 3).astype(np.float32)
+    ink_tint = rng.normal(0, rng.uniform(0, 0.15), 3).astype(np.float32) if tool >= 0.3 else 0
+    rgb = gray[..., None] + tint + ink_tint * coverage[..., None]
+    pixels = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    picture = Image.fromarray(pixels)
+    if rng.random() < 0.85:  # the real crop's size: 15-60 px a side, stretched to the input size
+        small = (int(rng.integers(16, 61)), int(rng.integers(16, 61)))
+        picture = picture.resize(small, Image.Resampling.BOX if rng.random() < 0.5 else
+                                 Image.Resampling.BILINEAR)
+        if rng.random() < 0.35:
+            picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.9))))
+        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+    elif rng.random() < 0.4:
+        picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
+    pixels = np.asarray(picture).astype(np.float32)
+    pixels += rng.normal(0, rng.uniform(0.3, 4), (height, width, 1))
+    pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=int(rng.integers(30, 90)))
+        pixels = np.asarray(Image.open(buffer).convert("RGB"))
+    return pixels

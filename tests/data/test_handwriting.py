@@ -1,0 +1,51 @@
+"""Handwritten built-in letters: every skeleton draws, pens repeat, paper looks like paper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from charrec.data.fonts import LETTERS, UPPERCASE, FontFace
+from charrec.data.handwriting import VARIANTS, hand_faces, paint_on_paper, pen_glyph, skeletons
+
+
+def test_every_capital_has_several_constructions_and_all_are_polylines():
+    assert set(VARIANTS) == set(UPPERCASE)
+    for letter in UPPERCASE:
+        constructions = skeletons(letter)
+        assert len(constructions) >= 2
+        for strokes in constructions:
+            assert strokes and all(len(stroke) >= 2 for stroke in strokes)
+            points = np.concatenate([np.asarray(stroke, float) for stroke in strokes])
+            assert points.shape[1] == 2 and np.isfinite(points).all()
+            assert points.min() > -0.3 and points.max() < 1.4  # in the letter's box
+
+
+@pytest.mark.parametrize("letter", list(LETTERS))
+def test_pen_glyph_is_repeatable_and_inked(letter):
+    for seed in range(4):
+        first, top = pen_glyph(np.random.default_rng([seed, ord(letter)]), letter)
+        again, top_again = pen_glyph(np.random.default_rng([seed, ord(letter)]), letter)
+        assert np.array_equal(first, again) and top == top_again
+        assert first.dtype == np.uint8 and first.max() == 255 and min(first.shape) >= 3
+
+
+def test_paper_is_lighter_than_ink_mostly_and_the_contract_holds():
+    mask = np.zeros((32, 32), np.float32)
+    mask[4:28, 15:17] = 1.0  # a thin vertical stroke
+    lighter = 0
+    for seed in range(40):
+        pixels = paint_on_paper(np.random.default_rng(seed), mask)
+        assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+        again = paint_on_paper(np.random.default_rng(seed), mask)
+        assert np.array_equal(pixels, again)
+        gray = pixels.mean(axis=2)
+        lighter += gray[:, :8].mean() > gray[10:22, 15:17].mean()
+    assert lighter >= 30  # dark ink on paper, with a light-on-dark board now and then
+
+
+def test_hand_faces_picks_handwriting_families_by_name():
+    faces = [FontFace("a.ttf", 0, "Caveat", "Regular", LETTERS),
+             FontFace("b.ttf", 0, "DejaVu Sans", "Bold", LETTERS),
+             FontFace("c.ttf", 0, "Indie Flower", "", LETTERS)]
+    assert hand_faces(faces) == [0, 2]
