@@ -8,7 +8,7 @@ of several stroke constructions of the letter; `hand_faces` picks the handwritin
 `paint_on_paper` turns a letter coverage mask into a photographed sheet of paper.
 
 The geometry shared with printed letters (crop, rotation, perspective, neighbours) stays in
-`charrec.data.synth`; the built-in skeletons in `charrec.data.fonts.STROKES` are the first
+`charrec.data.synth`; the built-in skeletons in `charrec.data.strokes.STROKES` are the first
 variant of each letter here.
 """
 
@@ -20,7 +20,9 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from charrec.data.fonts import GLYPH_PIXELS, STROKES, FontFace, _arc
+from charrec.data.fonts import GLYPH_PIXELS, FontFace
+from charrec.data.strokes import STROKES
+from charrec.data.strokes import arc as _arc
 
 # Families (lowercase substrings) of installed fonts that look handwritten or hand-printed.
 HAND_FONT_NAMES = ("caveat", "indie flower", "kalam", "permanent marker", "shadows into light",

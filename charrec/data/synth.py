@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from charrec import __version__
-from charrec.data import fonts
+from charrec import CLASSES, __version__
+from charrec.data import fonts, strokes
 from charrec.data import handwriting as hand
 from charrec.data.fonts import find_font_faces
 from charrec.errors import ConfigError, DataError
@@ -39,13 +39,12 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_PER_CLASS = 1000
-SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
-CLASS_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+SPLIT_SHARES = (("train", 0.8), ("validation", 0.1), ("test", 0.1))  # of each letter's images
 UPPERCASE_PROBABILITY = 0.6
 # Lowercase l is a plain vertical bar in most sans fonts, the same shape as uppercase I: drawing
 # it as often as other lowercase letters teaches the model that bars are L half the time.
 LOWERCASE_WEIGHT = {"L": 0.25}
-STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (fonts.STROKES), not a font
+STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (strokes.STROKES), not a font
 STROKE_FACE = -1
 # Share of images written by hand on paper (charrec.data.handwriting): pen-drawn or handwriting
 # fonts, thin strokes of pen, pencil or marker on gray paper, photographed small.
@@ -83,7 +82,7 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
     if not faces:
         raise DataError("no usable fonts found: install the font packages with "
                         "`pip install -e \".[fonts]\"` or pass --fonts DIR with .ttf/.otf files")
-    total = per_class * len(CLASS_LETTERS)
+    total = per_class * len(CLASSES)
     name_width = max(6, len(str(total - 1)))
     temp_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(temp_dir, ignore_errors=True)
@@ -142,13 +141,13 @@ def render_batch(count: int, seed: int, norm_size: tuple[int, int],
     fonts.use_faces(faces)
     rgb = render_letters(0, count, seed, norm_size).astype(np.float32)
     gray = np.clip(np.rint(rgb @ LUMA), 0, 255).astype(np.uint8)
-    labels = torch.arange(count, dtype=torch.int64) % len(CLASS_LETTERS)
+    labels = torch.arange(count, dtype=torch.int64) % len(CLASSES)
     return normalise(torch.from_numpy(gray)), labels
 
 
 def split_of(position: int, per_class: int) -> str:
     """Split of the `position`-th image of a class: the first 80% train, then 10% and 10%."""
-    held_out = max(1, round(per_class * SPLITS[1][1]))
+    held_out = max(1, round(per_class * SPLIT_SHARES[1][1]))
     if position < per_class - 2 * held_out:
         return "train"
     return "validation" if position < per_class - held_out else "test"
@@ -182,15 +181,15 @@ def _render_all(job: tuple, total: int, faces: Sequence[fonts.FontFace], workers
 
 def _write_label_files(root: Path, per_class: int, name_width: int) -> dict:
     """train/validation/test.json ({image name: letter}); returns the counts for the manifest."""
-    labels: dict[str, dict[str, str]] = {split: {} for split, _ in SPLITS}
-    for index in range(per_class * len(CLASS_LETTERS)):
-        position, class_index = divmod(index, len(CLASS_LETTERS))
+    labels: dict[str, dict[str, str]] = {split: {} for split, _ in SPLIT_SHARES}
+    for index in range(per_class * len(CLASSES)):
+        position, class_index = divmod(index, len(CLASSES))
         labels[split_of(position, per_class)][f"{index:0{name_width}d}.png"] = \
-            CLASS_LETTERS[class_index]
+            CLASSES[class_index]
     counts, per_class_counts = {}, {}
     for split, mapping in labels.items():
         (root / f"{split}.json").write_text(json.dumps(mapping, indent=1, sort_keys=True) + "\n")
-        per_letter = {letter: 0 for letter in CLASS_LETTERS}
+        per_letter = {letter: 0 for letter in CLASSES}
         for label in mapping.values():
             per_letter[label] += 1
         counts[split], per_class_counts[split] = len(mapping), per_letter
@@ -217,7 +216,7 @@ def render_letters(start: int, stop: int, seed: int, norm_size: tuple[int, int])
     """
     generators = [np.random.default_rng([seed, index]) for index in range(start, stop)]
     handwritten = [rng.random() < HANDWRITING_PROBABILITY for rng in generators]
-    layers = [_letter_layers(rng, CLASS_LETTERS[index % len(CLASS_LETTERS)], norm_size, by_hand)
+    layers = [_letter_layers(rng, CLASSES[index % len(CLASSES)], norm_size, by_hand)
               for rng, index, by_hand in zip(generators, range(start, stop), handwritten,
                                              strict=True)]
     images = np.zeros((stop - start, *norm_size, 3), np.uint8)
@@ -304,7 +303,7 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
 
     def draw(letter: str) -> tuple[np.ndarray, int]:
         if face_index == STROKE_FACE:
-            return fonts.stroke_glyph(rng, letter)
+            return strokes.stroke_glyph(rng, letter)
         if face_index == PEN_FACE:
             return hand.pen_glyph(rng, letter)
         return fonts.glyph(face_index, letter, instance)

@@ -162,7 +162,8 @@ def test_uppercase_only_font_still_renders_lowercase_classes(tmp_path, monkeypat
 def test_every_letter_has_a_pen_drawn_form():
     import numpy as np
 
-    from charrec.data.fonts import LETTERS, STROKES, stroke_glyph
+    from charrec.data.fonts import LETTERS
+    from charrec.data.strokes import STROKES, stroke_glyph
 
     assert set(STROKES) == set(LETTERS)
     for letter in LETTERS:
