@@ -23,6 +23,7 @@ MAX_HIDDEN_WIDTH = 65536
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "none")
 INITS = ("auto", "normal")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
 ADAM_STRONG_DECAY = 0.01  # from here Adam's coupled L2 decay costs accuracy (docs/sweeps.md)
 LOSSES = ("ce", "mse")
 ARCHS = ("mlp", "cnn")
@@ -46,6 +47,7 @@ class TrainConfig:
     init: str = "auto"
     loss: str = "ce"
     optim: str = "adam"
+    lr_schedule: str = "constant"  # cosine: lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
     lr: float = 2e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -256,6 +258,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "init": _choice("init", INITS),
     "loss": _choice("loss", LOSSES),
     "optim": _choice("optim", OPTIMIZERS),
+    "lr_schedule": _choice("lr_schedule", LR_SCHEDULES),
     "lr": _float("lr", positive=True),
     "momentum": _float("momentum", low=0.0, high=1.0),
     "weight_decay": _float("weight-decay", low=0.0),

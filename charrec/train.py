@@ -78,6 +78,14 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     return optimizers[config.optim]()
 
 
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of `epoch` (1-based): constant, or cosine-annealed from `lr` towards 0.
+    A function of the epoch alone, so a resumed run follows the same schedule."""
+    if config.lr_schedule == "cosine":
+        return config.lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
+    return config.lr
+
+
 def augmenter(config: TrainConfig) -> Augment:
     if not config.augment:
         return lambda images, generator: images
@@ -350,6 +358,8 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
             epoch_start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
             train_loss, train_accuracy = train_epoch(
                 model, optimizer, loss_fn, images, labels, config.batch_size, generators, augment)
             if not math.isfinite(train_loss):

@@ -203,3 +203,21 @@ def test_dry_run_without_a_dataset_renders_one_batch_in_memory(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "Dry run: one batch of 4" in result.output and "augment=on" in result.output
     assert not data_dir.exists() and not out.exists()
+
+
+def test_cosine_schedule_anneals_from_lr_to_near_zero(letters) -> None:
+    from charrec.nn.model import build_model
+    from charrec.train import fit, learning_rate, make_optimizer
+
+    config = _config(epochs=4, hidden="16", lr=0.01, lr_schedule="cosine")
+    assert [round(learning_rate(config, epoch), 6) for epoch in (1, 2, 3, 4)] == \
+        [0.01, 0.008536, 0.005, 0.001464]
+    assert learning_rate(_config(lr=0.01), 4) == 0.01  # constant by default
+    model = build_model(config, 26)
+    optimizer = make_optimizer(config, model.parameters())
+    used: list[float] = []
+    fit(config, model, optimizer, letters,
+        on_epoch=lambda metrics, is_best: used.append(optimizer.param_groups[0]["lr"]))
+    assert used == [learning_rate(config, epoch) for epoch in (1, 2, 3, 4)]
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        _config(lr_schedule="linear")
