@@ -107,7 +107,7 @@ def main() -> None:
     checkpoint["config"] = clean.to_dict()
     checkpoint["bundle"] = {
         "recipe": recipe_text, "command": "python benchmarks/bundled_model.py",
-        "charrec_version": __version__, "torch_version": torch.__version__,
+        "charrec_version": __version__, "torch_version": str(torch.__version__),
         "render_seconds": round(render_seconds, 1),
         "train_seconds": round(result.train_seconds, 1), "threads": args.threads,
         "cpu_count": os.cpu_count(), "built_in_test_accuracy": result.test_accuracy,
