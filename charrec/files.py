@@ -5,8 +5,9 @@ renames it into place: readers see the old file or the new one, never a mixture.
 arrives meanwhile is held back until the file is in place (`deferred_interrupt`), so the write
 finishes and the interrupt then happens as usual. New files get the usual permissions (0666
 masked by the umask, e.g. 0644), not mkstemp's private 0600. `keep_previous(path)` keeps an
-existing file's copy as `model.prev.pth` before a new one replaces it.
-Nothing here knows what is being written (checkpoints, plots, CSV): callers pass the bytes.
+existing file's copy as `model.prev.pth` before a new one replaces it. `children_ignore_interrupt`
+starts worker processes that leave Ctrl-C to their parent. Nothing here knows what is being
+written (checkpoints, plots, CSV): callers pass the bytes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,28 @@ def deferred_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if received:
             _deliver(previous, *received[0])
+
+
+@contextlib.contextmanager
+def children_ignore_interrupt() -> Iterator[None]:
+    """Worker processes started inside the block never see Ctrl-C; the parent still does.
+
+    A terminal sends Ctrl-C to every process of the job, so a spawned worker that is still
+    importing would print a KeyboardInterrupt traceback. SIGINT is blocked in this thread while
+    the block starts processes: they inherit the blocked mask, so Python never raises
+    KeyboardInterrupt in them, and the parent alone decides what stops (as the standard
+    library does for its resource tracker). A Ctrl-C meanwhile stays pending and reaches this
+    process as usual right after the block. Main thread only; elsewhere it does nothing.
+    """
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _deliver(handler: object, signum: int, frame: object) -> None:
