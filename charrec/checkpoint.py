@@ -128,6 +128,10 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str
     config = checkpoint_config(checkpoint, path)
     classes = checkpoint["classes"]
     try:
+        # first without memory ("meta" tensors): a damaged config could ask for any size
+        with torch.device("meta"):
+            skeleton = build_model(config, len(classes))
+        _check_shapes(skeleton.state_dict(), checkpoint["state_dict"], path)
         model = build_model(config, len(classes))
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, AttributeError, ValueError) as error:
@@ -136,3 +140,15 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str
                               f"({first_line[:300]})") from None
     model.eval()
     return model, config, checkpoint
+
+
+def _check_shapes(expected: dict[str, torch.Tensor], stored: dict[str, torch.Tensor],
+                  path: str | Path) -> None:
+    for name in sorted(set(expected) | set(stored)):
+        want = tuple(expected[name].shape) if name in expected else None
+        have = tuple(stored[name].shape) if name in stored else None
+        if want != have:
+            raise CheckpointError(
+                f"{path}: weights do not match the stored architecture ({name}: the config "
+                f"needs {'nothing' if want is None else list(want)}, the file holds "
+                f"{'nothing' if have is None else list(have)})")
