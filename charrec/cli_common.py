@@ -31,6 +31,7 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks inste
 class _State:
     debug = False
     reported = False  # an error line was printed
+    dropped_interrupt = False  # a Ctrl-C landed in a finaliser, where Python drops it
 
 
 state = _State()
@@ -80,11 +81,15 @@ def _drop_stdout() -> None:
 def run_app(app: Callable[[], Any]) -> None:
     """Run the Typer app as the process's main program and exit with its code.
 
-    Ctrl-C outside a command (Typer turns it into a silent exit 130) still gets its one line;
-    once the app has returned, further Ctrl-Cs are ignored (we are exiting anyway) so nothing
-    prints a traceback during shutdown; a closed stdout at the final flush is not an error.
+    Ctrl-C outside a command (Typer turns it into a silent exit 130) still gets its one line,
+    and so does one that Python dropped inside a finaliser; once the app has returned, further
+    Ctrl-Cs are ignored (we are exiting anyway) so nothing prints a traceback during shutdown;
+    a closed stdout at the final flush is not an error.
     """
     code: Any = 0
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_note_dropped_interrupt, previous_hook)
+    state.dropped_interrupt = False
     try:
         try:
             app()
@@ -95,6 +100,9 @@ def run_app(app: Callable[[], Any]) -> None:
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.unraisablehook = previous_hook
+    if code in (0, None) and state.dropped_interrupt:
+        code = EXIT_INTERRUPTED
     if code == EXIT_ERROR and console.quiet and not state.reported:
         code = 0  # rich met a closed stdout: it silenced itself and exited 1; not an error
     if code == EXIT_INTERRUPTED and not state.reported:
@@ -104,6 +112,17 @@ def run_app(app: Callable[[], Any]) -> None:
     except BrokenPipeError:
         _drop_stdout()
     sys.exit(code)
+
+
+def _note_dropped_interrupt(previous_hook: Callable[[Any], None], unraisable: Any) -> None:
+    """A Ctrl-C that lands while Python runs a finaliser (a `__del__`, a weakref callback) is
+    dropped by Python, which prints "Exception ignored ... KeyboardInterrupt" and a traceback.
+    Print nothing and remember it: the command then ends with exit 130 (sending the signal
+    again from here would only raise it inside this hook)."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        state.dropped_interrupt = True
+    else:
+        previous_hook(unraisable)
 
 
 def _escape(text: str) -> str:

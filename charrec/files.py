@@ -121,6 +121,8 @@ def keep_previous(path: str | Path) -> Path | None:
     if not path.is_file():
         return None
     backup = previous_path(path)
+    if backup.exists() and os.path.samefile(path, backup):
+        return backup  # kept already (a run that saved nothing); rename would leave the temp
     with deferred_interrupt():
         temp_name = backup.with_name(f".{backup.name}.{os.getpid()}.tmp")
         temp_name.unlink(missing_ok=True)

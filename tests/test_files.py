@@ -164,3 +164,13 @@ def test_children_started_in_the_block_ignore_ctrl_c_and_the_parent_still_gets_i
 def test_previous_path_keeps_the_suffix():
     assert previous_path(Path("a/b/model.pth")) == Path("a/b/model.prev.pth")
     assert previous_path(Path("plot.png")) == Path("plot.prev.png")
+
+
+def test_keeping_twice_without_a_new_file_in_between_leaves_no_temp_file(tmp_path):
+    """A run interrupted before it saved anything, then another run: the copy is already the
+    same file (a hard link), where a rename would silently do nothing and leave the temp."""
+    path = tmp_path / "m.pth"
+    path.write_bytes(b"model")
+    assert keep_previous(path) == keep_previous(path) == previous_path(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pth", "m.prev.pth"]
+    assert previous_path(path).read_bytes() == b"model"
