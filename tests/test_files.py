@@ -172,5 +172,5 @@ def test_keeping_twice_without_a_new_file_in_between_leaves_no_temp_file(tmp_pat
     path = tmp_path / "m.pth"
     path.write_bytes(b"model")
     assert keep_previous(path) == keep_previous(path) == previous_path(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pth", "m.prev.pth"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.prev.pth", "m.pth"]
     assert previous_path(path).read_bytes() == b"model"
