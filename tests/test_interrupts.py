@@ -334,6 +334,10 @@ signal.signal(signal.SIGPROF, deliver_sigint)
 
 
 def attempt(argv, delay):
+    # each attempt stands for a fresh `charrec` process: reset what an interrupted one may
+    # leave behind in this process (an interrupt inside torch.no_grad's __enter__ leaves
+    # gradients off; a process would have ended)
+    torch.set_grad_enabled(True)
     state.reported = False
     state.debug = False
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -451,6 +455,11 @@ def check_harness(records: list[dict], count: int) -> None:
     assert {record["code"] for record in fired} >= {130}
     outcomes = {record["outcome"] for record in fired if record["command"] == "train"}
     assert outcomes == {"saved", "untouched"}, outcomes  # before and after the first epoch
+    tally: dict[str, int] = {}
+    for record in fired:
+        key = f"{record['command']} exit {record['code']} ({record['outcome']})"
+        tally[key] = tally.get(key, 0) + 1
+    print(f"{len(records)} instants, {len(fired)} inside a run: {tally}")  # shown with -rP
 
 
 def test_ctrl_c_at_many_cpu_instants_of_train_and_test_in_process(letters, tmp_path):
