@@ -64,6 +64,12 @@ def friendly_errors(command: F) -> F:
         except BrokenPipeError:
             _drop_stdout()
             raise typer.Exit(0) from None
+        except Exception:
+            # after a Ctrl-C that Python dropped inside a finaliser, that finaliser's work is
+            # half done and a library may fail on it later: that failure is the interruption
+            if state.dropped_interrupt and not debug:
+                raise fail("interrupted by Ctrl-C", EXIT_INTERRUPTED) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
 

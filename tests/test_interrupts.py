@@ -336,8 +336,10 @@ signal.signal(signal.SIGPROF, deliver_sigint)
 def attempt(argv, delay):
     # each attempt stands for a fresh `charrec` process: reset what an interrupted one may
     # leave behind in this process (an interrupt inside torch.no_grad's __enter__ leaves
-    # gradients off; a process would have ended)
+    # gradients off, an interrupted plot leaves its figure open; a process would have ended)
     torch.set_grad_enabled(True)
+    if "matplotlib.pyplot" in sys.modules:  # figures an interrupted plot left open
+        sys.modules["matplotlib.pyplot"].close("all")
     state.reported = False
     state.debug = False
     signal.signal(signal.SIGINT, signal.default_int_handler)
