@@ -23,7 +23,7 @@ import torch
 from charrec import CLASSES, __version__
 from charrec.config import TrainConfig, config_from_dict
 from charrec.errors import CheckpointError, ConfigError
-from charrec.files import atomic_write
+from charrec.files import atomic_write, keep_previous
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "config", "classes", "metrics", "state_dict")
@@ -52,6 +52,12 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
 
+def keep_previous_checkpoint(path: str | Path) -> Path | None:
+    """Before training into `path`: keep the model already there as `<stem>.prev.pth` (it
+    stays at `path` too until the first new epoch replaces it). None if there was none."""
+    return keep_previous(path)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate a checkpoint (data only: code inside the pickle is refused)."""
     path = Path(path)
@@ -73,23 +79,44 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def validate_checkpoint(checkpoint: Any, path: str | Path = "checkpoint") -> dict[str, Any]:
+    """Check the layout and the types of every part, so later code never meets a surprise."""
     if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
         raise CheckpointError(f"{path}: not a charrec checkpoint (no format_version; a bare "
                               f"state_dict or another program's file?)")
     version = checkpoint["format_version"]
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r}; this charrec "
+    if type(version) is not int or version != FORMAT_VERSION:
+        shown = repr(version) if isinstance(version, int | float | str) else type(version).__name__
+        raise CheckpointError(f"{path}: checkpoint format version {shown[:40]}; this charrec "
                               f"({__version__}) reads version {FORMAT_VERSION}")
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    problems = [key for key, check in _PART_CHECKS.items() if not check(checkpoint[key])]
+    if problems:
+        raise CheckpointError(f"{path}: checkpoint is damaged ({', '.join(problems)} "
+                              f"{'is' if len(problems) == 1 else 'are'} not what charrec "
+                              f"writes); train again or use another file")
     return checkpoint
+
+
+def _is_string_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(key, str) for key in value)
+
+
+_PART_CHECKS = {
+    "config": _is_string_dict,
+    "classes": lambda value: (isinstance(value, list) and len(value) >= 2
+                              and all(isinstance(item, str) and item for item in value)),
+    "metrics": _is_string_dict,
+    "state_dict": lambda value: (_is_string_dict(value) and
+                                 all(isinstance(item, torch.Tensor) for item in value.values())),
+}
 
 
 def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> TrainConfig:
     try:
         return config_from_dict(checkpoint["config"])
-    except (ConfigError, AttributeError, TypeError) as error:
+    except (ConfigError, AttributeError, TypeError, ValueError, KeyError, IndexError) as error:
         raise CheckpointError(f"{path}: invalid config inside checkpoint: {error}") from None
 
 
@@ -100,11 +127,28 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str
     checkpoint = load_checkpoint(path)
     config = checkpoint_config(checkpoint, path)
     classes = checkpoint["classes"]
-    model = build_model(config, len(classes))
     try:
+        # first without memory ("meta" tensors): a damaged config could ask for any size
+        with torch.device("meta"):
+            skeleton = build_model(config, len(classes))
+        _check_shapes(skeleton.state_dict(), checkpoint["state_dict"], path)
+        model = build_model(config, len(classes))
         model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, AttributeError) as error:
+    except (RuntimeError, TypeError, AttributeError, ValueError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckpointError(f"{path}: weights do not match the stored architecture "
-                              f"({str(error).splitlines()[0]})") from None
+                              f"({first_line[:300]})") from None
     model.eval()
     return model, config, checkpoint
+
+
+def _check_shapes(expected: dict[str, torch.Tensor], stored: dict[str, torch.Tensor],
+                  path: str | Path) -> None:
+    for name in sorted(set(expected) | set(stored)):
+        want = tuple(expected[name].shape) if name in expected else None
+        have = tuple(stored[name].shape) if name in stored else None
+        if want != have:
+            raise CheckpointError(
+                f"{path}: weights do not match the stored architecture ({name}: the config "
+                f"needs {'nothing' if want is None else list(want)}, the file holds "
+                f"{'nothing' if have is None else list(have)})")

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 
 from charrec import __version__
-from charrec.cli_common import Command, Debug, Group, fail, friendly_errors, print_json, state
+from charrec.cli_common import (
+    Command,
+    Debug,
+    Group,
+    fail,
+    friendly_errors,
+    print_json,
+    run_app,
+    state,
+)
 from charrec.report import console, epoch_line, escape, percent
 
 app = typer.Typer(
@@ -88,16 +97,25 @@ def train(
     }
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
-        run_training(config, strict=strict, resume=state, dry_run=dry_run)
-        return
-    file_values = load_train_yaml(config_file) if config_file else {}
-    if hidden is not None and layers is None:
-        file_values.pop("layers", None)  # a new --hidden list defines the depth
-    config = make_config(file_values, flags)
-    hint = optimizer_hint(config)
-    if hint:
-        console.print(f"[yellow]Note:[/yellow] {escape(hint)}", soft_wrap=True)
-    run_training(config, strict=strict, dry_run=dry_run)
+    else:
+        file_values = load_train_yaml(config_file) if config_file else {}
+        if hidden is not None and layers is None:
+            file_values.pop("layers", None)  # a new --hidden list defines the depth
+        config, state = make_config(file_values, flags), None
+        hint = optimizer_hint(config)
+        if hint:
+            console.print(f"[yellow]Note:[/yellow] {escape(hint)}", soft_wrap=True)
+    if not dry_run:
+        _keep_previous_model(config.out)
+    run_training(config, strict=strict, resume=state, dry_run=dry_run)
+
+
+def _keep_previous_model(out: str) -> None:
+    from charrec.checkpoint import keep_previous_checkpoint
+
+    backup = keep_previous_checkpoint(out)
+    if backup is not None:
+        console.print(f"{out} already exists: kept a copy of it as {backup}", soft_wrap=True)
 
 
 RESUME_OPTIONS = ("epochs", "out", "device")
@@ -149,18 +167,20 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
         console.print(f"Dry run: one batch of {config.batch_size} forward and backward, loss "
                       f"{metrics['train_loss']:.4f}; nothing was written.")
         return result
-    if not result.state.best_state:  # interrupted before the first epoch ended
-        raise fail("training interrupted before the first epoch finished; nothing saved", 130)
+    out = result.checkpoint
+    if not result.state.best_state or out is None or not out.is_file():
+        raise fail("interrupted by Ctrl-C before the first epoch finished; nothing saved", 130)
+    saved = (f"saved the best model so far (epoch {result.best_epoch}, val acc "
+             f"{percent(result.best_val_accuracy)}) to {out}")
+    if result.interrupted:
+        raise fail(f"interrupted by Ctrl-C; {saved}", 130)
     from charrec.report import plot_training_curves
 
-    out = result.checkpoint
-    curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                  title=f"charrec {out.name}")
-    if result.interrupted:
-        if result.best_epoch:
-            console.print(f"Interrupted: saved the best model so far (epoch {result.best_epoch}, "
-                          f"val acc {percent(result.best_val_accuracy)}) to {out}")
-        raise fail("training interrupted by Ctrl-C", 130)
+    try:
+        curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
+                                      title=f"charrec {out.name}")
+    except KeyboardInterrupt:
+        raise fail(f"interrupted by Ctrl-C while drawing the curves; {saved}", 130) from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
     console.print(f"Best validation accuracy {percent(result.best_val_accuracy)} at epoch "
                   f"{result.best_epoch} of {config.epochs}{test} ({result.train_seconds:.1f} s). "
@@ -405,7 +425,8 @@ def predict(
 
 
 def main() -> None:
-    app()
+    """The `charrec` program: Ctrl-C anywhere gives one line and exit 130; `| head` is quiet."""
+    run_app(app)
 
 
 from charrec.cli_data import data_app  # noqa: E402  (sub-apps register after the main app)

@@ -2,13 +2,17 @@
 
 A command decorated with `@friendly_errors` prints a `CharrecError` as one red line on stderr and
 exits 1 (Ctrl-C exits 130), unless `--debug` was given (before or after the command name), in
-which case the full traceback is shown.
+which case the full traceback is shown. A reader that closes our output early (`| head -1`) is
+not an error: the rest of the output is dropped and the exit is quiet. `run_app` is the
+process's entry: it also covers Ctrl-C outside any command (option parsing, shutdown).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -17,7 +21,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from charrec.errors import CharrecError
-from charrec.report import error_console
+from charrec.report import console, error_console
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -50,6 +54,8 @@ class Group(TyperGroup):
 
 class _State:
     debug = False
+    reported = False  # an error line was printed
+    dropped_interrupt = False  # a Ctrl-C landed in a finaliser, where Python drops it
 
 
 state = _State()
@@ -61,6 +67,7 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     """Print one red error line; return the Exit to raise."""
     error_console.print(f"[red]Error:[/red] {message}", soft_wrap=True, markup=True,
                         emoji=False)
+    state.reported = True
     return typer.Exit(code)
 
 
@@ -77,9 +84,75 @@ def friendly_errors(command: F) -> F:
         except KeyboardInterrupt:
             if debug:
                 raise
-            raise fail("interrupted", EXIT_INTERRUPTED) from None
+            raise fail("interrupted by Ctrl-C", EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            _drop_stdout()
+            raise typer.Exit(0) from None
+        except Exception:
+            # after a Ctrl-C that Python dropped inside a finaliser, that finaliser's work is
+            # half done and a library may fail on it later: that failure is the interruption
+            if state.dropped_interrupt and not debug:
+                raise fail("interrupted by Ctrl-C", EXIT_INTERRUPTED) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _drop_stdout() -> None:
+    """Whoever read our stdout has gone: send the rest (and the final flush) nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. under CliRunner)
+        pass
+
+
+def run_app(app: Callable[[], Any]) -> None:
+    """Run the Typer app as the process's main program and exit with its code.
+
+    Ctrl-C outside a command (Typer turns it into a silent exit 130) still gets its one line,
+    and so does one that Python dropped inside a finaliser; once the app has returned, further
+    Ctrl-Cs are ignored (we are exiting anyway) so nothing prints a traceback during shutdown;
+    a closed stdout at the final flush is not an error.
+    """
+    code: Any = 0
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_note_dropped_interrupt, previous_hook)
+    state.dropped_interrupt = False
+    try:
+        try:
+            app()
+        except SystemExit as exit_:
+            code = exit_.code
+        except KeyboardInterrupt:  # between Typer's own handler and here
+            code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.unraisablehook = previous_hook
+    if code in (0, None) and state.dropped_interrupt:
+        code = EXIT_INTERRUPTED
+    if code == EXIT_ERROR and console.quiet and not state.reported:
+        code = 0  # rich met a closed stdout: it silenced itself and exited 1; not an error
+    if code == EXIT_INTERRUPTED and not state.reported:
+        fail("interrupted by Ctrl-C", EXIT_INTERRUPTED)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+    sys.exit(code)
+
+
+def _note_dropped_interrupt(previous_hook: Callable[[Any], None], unraisable: Any) -> None:
+    """A Ctrl-C that lands while Python runs a finaliser (a `__del__`, a weakref callback) is
+    dropped by Python, which prints "Exception ignored ... KeyboardInterrupt" and a traceback.
+    Print nothing and remember it: the command then ends with exit 130 (sending the signal
+    again from here would only raise it inside this hook)."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        state.dropped_interrupt = True
+    else:
+        previous_hook(unraisable)
 
 
 def _escape(text: str) -> str:

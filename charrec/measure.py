@@ -20,6 +20,7 @@ from torch import nn
 from charrec.config import TrainConfig
 from charrec.data.contact_sheet import PredictedImage
 from charrec.data.loading import LetterData, detect_layout, load_split
+from charrec.errors import DataError
 from charrec.nn.functions import softmax
 from charrec.train import evaluate, predict_logits
 
@@ -58,6 +59,12 @@ def confused_pairs(confusion: torch.Tensor, classes: Sequence[str],
 def test_images(config: TrainConfig, data_dir: str | Path | None, split: str,
                 strict: bool = False) -> tuple[LetterData, str]:
     """The images to test a model trained per `config` on, and a name for them."""
+    stored = Path(config.data_dir)
+    if data_dir is None and not stored.is_absolute() and not stored.exists():
+        # older checkpoints stored the folder as typed, relative to where training ran
+        raise DataError(f"the model was trained on {stored}, a path relative to the folder "
+                        f"training ran in, which is not found from here ({Path.cwd()}); run "
+                        f"from that folder or pass --data-dir")
     directory = Path(data_dir or config.data_dir).resolve()
     trained_here = directory == Path(config.data_dir).resolve()
     whole = detect_layout(directory) == "folders" and not trained_here

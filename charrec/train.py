@@ -214,6 +214,8 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     callbacks = callbacks or Callbacks()
     if dry_run:
         return _dry_run(config, callbacks)
+    # the checkpoint stores the data folder; absolute, `charrec test` finds it from anywhere
+    config = replace(config, data_dir=str(Path(config.data_dir).absolute()))
     if data is None:
         config, data = prepare_data(config, callbacks, strict)
     else:
@@ -243,13 +245,19 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
             callbacks.on_state(state)
 
     result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume)
-    if not result.interrupted and "test" in data and len(data["test"]):
-        result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,
-                                        len(CLASSES))["accuracy"]
+    try:
+        if not result.interrupted and "test" in data and len(data["test"]):
+            result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,
+                                            len(CLASSES))["accuracy"]
+    except KeyboardInterrupt:
+        result.interrupted = True
     if save and result.state.best_state:
-        result.checkpoint = save_checkpoint(
-            config.out, make_checkpoint(config, result.state.best_state, result.metrics(),
-                                        result.state.resume_dict()))
+        result.checkpoint = Path(config.out)  # saved after the last epoch already
+        try:  # again, with the final metrics; Ctrl-C waits until the file is complete
+            save_checkpoint(config.out, make_checkpoint(
+                config, result.state.best_state, result.metrics(), result.state.resume_dict()))
+        except KeyboardInterrupt:
+            result.interrupted = True
     return result
 
 

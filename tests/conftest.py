@@ -1,6 +1,8 @@
-"""Fixtures shared by every test: small drawn letter datasets (see `tests.helpers`), and one
-torch thread, as `charrec train` uses by default (the networks in the tests are small, and on a
-2-core machine a second thread mostly spin-waits: tests ran several times slower with it)."""
+"""Fixtures shared by every test: small drawn letter datasets (see `tests.helpers`), one torch
+thread, as `charrec train` uses by default (the networks in the tests are small, and on a 2-core
+machine a second thread mostly spin-waits: tests ran several times slower with it), and
+Hypothesis derandomised (the same examples on every run, no example database), so a run of the
+suite is repeatable."""
 
 from __future__ import annotations
 
@@ -8,10 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from tests.helpers import make_course_dataset, make_folder_dataset
 
 torch.set_num_threads(1)
+
+settings.register_profile("charrec", derandomize=True, database=None, deadline=None)
+settings.load_profile("charrec")
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -213,7 +214,7 @@ def test_predict_missing_image(trained: Path, tmp_path: Path) -> None:
 
 def test_predict_corrupt_image(trained: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.png"
-    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + random.Random(0).randbytes(200))
     assert_one_line_error(invoke("predict", "--im-path", corrupt, "--model", trained),
                           "corrupt.png")
 

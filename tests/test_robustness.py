@@ -1,5 +1,7 @@
-"""Issue 6 guarantees: interrupted and killed runs lose nothing, resumed runs match unbroken ones,
-diverging runs never overwrite a good checkpoint, bad datasets and configs fail clearly."""
+"""Issue 6 and 10 guarantees: interrupted and killed runs lose nothing, resumed runs match
+unbroken ones, diverging runs never overwrite a good checkpoint, bad datasets and configs fail
+clearly; an existing --out is kept, checkpoints find their data from any folder, a closed pipe
+is not an error. (Ctrl-C at random instants: tests/test_interrupts.py; fuzzing: test_fuzz.py.)"""
 
 from __future__ import annotations
 
@@ -205,3 +207,76 @@ def test_bad_yaml_names_key_and_line(tmp_path, course_dataset):
     assert_one_line_error(invoke("train", "--config", config), "line 2", "--epochs")
     config.write_text("optim: [adam\n")
     assert_one_line_error(invoke("train", "--config", config), "invalid YAML")
+
+
+# ---------------------------------------------------------------------- what users ran into
+
+
+def test_train_keeps_an_existing_out_as_prev_and_says_so(course_dataset, tmp_path):
+    out = tmp_path / "recognition.pth"
+    common = ["--data-dir", course_dataset, "--hidden", "16", "--batch-size", "16", "--out", out]
+    first = invoke("train", *common, "--epochs", "1")
+    assert first.exit_code == 0 and "already exists" not in first.output
+    before = out.read_bytes()
+    second = invoke("train", *common, "--epochs", "2", "--seed", "5")
+    assert second.exit_code == 0, second.output
+    backup = tmp_path / "recognition.prev.pth"
+    lines = [line for line in second.stdout.splitlines() if "already exists" in line]
+    assert len(lines) == 1 and str(backup) in lines[0]
+    assert backup.read_bytes() == before
+    assert load_checkpoint(out)["metrics"]["last_epoch"] == 2
+    assert invoke("train", *common, "--epochs", "1", "--dry-run").exit_code == 0
+    assert backup.read_bytes() == before  # a dry run writes nothing, not even the copy
+
+
+def test_checkpoint_stores_its_data_folder_absolute(course_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(course_dataset.parent)
+    out = tmp_path / "m.pth"
+    result = invoke("train", "--data-dir", course_dataset.name, "--hidden", "16", "--epochs", "1",
+                    "--batch-size", "16", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out)["config"]["data_dir"] == str(course_dataset)
+    monkeypatch.chdir(tmp_path)  # elsewhere: the model still finds its test split
+    tested = invoke("test", "--model", out, "--json")
+    assert tested.exit_code == 0, tested.output
+    assert json.loads(tested.stdout)["data"] == f"{course_dataset.name}/test"
+
+
+def test_a_relative_data_folder_from_an_old_checkpoint_gets_a_hint_not_retrain(
+        course_dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(course_dataset.parent)
+    out = tmp_path / "m.pth"
+    assert invoke("train", "--data-dir", course_dataset, "--hidden", "16", "--epochs", "1",
+                  "--batch-size", "16", "--out", out).exit_code == 0
+    checkpoint = load_checkpoint(out)
+    checkpoint["config"]["data_dir"] = course_dataset.name  # as older charrec stored it
+    torch.save(checkpoint, out)
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(invoke("test", "--model", out), course_dataset.name,
+                                 "relative", "--data-dir")
+    assert "charrec train" not in line
+    monkeypatch.chdir(course_dataset.parent)
+    assert invoke("test", "--model", out).exit_code == 0
+
+
+def run_with_closed_stdout(*args: object) -> subprocess.CompletedProcess:
+    """Run charrec with a stdout whose reader has already gone, as `| head -0` leaves it: every
+    write fails with a broken pipe, deterministically."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "charrec", *map(str, args)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_pipe_is_not_an_error(course_dataset, tmp_path):
+    out = tmp_path / "m.pth"
+    assert invoke("train", "--data-dir", course_dataset, "--hidden", "16", "--epochs", "1",
+                  "--batch-size", "16", "--out", out).exit_code == 0
+    images = sorted((course_dataset / "images").glob("*.png"))[:3]
+    image_args = [arg for image in images for arg in ("--im-path", image)]
+    for args in (["predict", *image_args], ["predict", "--json", *image_args]):  # rich, JSON
+        result = run_with_closed_stdout(*args, "--model", out)
+        assert (result.returncode, result.stderr) == (0, ""), args

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -34,6 +34,7 @@ from charrec.data import fonts, strokes
 from charrec.data import handwriting as hand
 from charrec.data.fonts import find_font_faces
 from charrec.errors import ConfigError, DataError
+from charrec.files import children_ignore_interrupt, deferred_interrupt
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +54,7 @@ HAND_PEN_PROBABILITY = 0.6  # of those: drawn with handwriting.pen_glyph, else a
 HAND_UPPERCASE_PROBABILITY = 0.8
 PEN_FACE = -2
 CHUNK_SIZE = 250
+WORKER_START_TIMEOUT = 60.0  # seconds; a worker that never starts is not waited for longer
 SUPERSAMPLE = 2  # letters are drawn at this multiple of norm_size, then box-reduced
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's RGB -> L weights
 
@@ -166,17 +168,34 @@ def _render_all(job: tuple, total: int, faces: Sequence[fonts.FontFace], workers
             if progress:
                 progress(done, total)
         return 1
-    pool = ProcessPoolExecutor(worker_count, mp_context=get_context("spawn"),
-                               initializer=fonts.use_faces, initargs=(faces,))
+    context = get_context("spawn")
+    started = context.Semaphore(0)  # released by each worker once it is up
+    pool = ProcessPoolExecutor(worker_count, mp_context=context, initializer=_start_worker,
+                               initargs=(faces, started))
+    spawned = 0
     try:
-        futures = [pool.submit(_render_chunk, job, start, stop) for start, stop in chunks]
+        with children_ignore_interrupt():  # submits start the workers; Ctrl-C is the parent's
+            futures = []
+            for start, stop in chunks:
+                futures.append(pool.submit(_render_chunk, job, start, stop))
+                spawned = min(worker_count, len(futures))
         for future in as_completed(futures):
             done += future.result()
             if progress:
                 progress(done, total)
     finally:  # on Ctrl-C or an error, drop the chunks not started instead of waiting for them
-        pool.shutdown(wait=True, cancel_futures=True)
+        with deferred_interrupt():  # a second Ctrl-C must not leave workers writing on
+            # a worker still starting up when the pool closes fails to open the pool's
+            # semaphores and prints a traceback: let each one finish starting first
+            for _ in range(spawned):
+                started.acquire(timeout=WORKER_START_TIMEOUT)
+            pool.shutdown(wait=True, cancel_futures=True)
     return worker_count
+
+
+def _start_worker(faces: Sequence[fonts.FontFace], started: Any) -> None:
+    fonts.use_faces(faces)
+    started.release()
 
 
 def _write_label_files(root: Path, per_class: int, name_width: int) -> dict:

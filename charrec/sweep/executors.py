@@ -20,6 +20,7 @@ from concurrent import futures
 from typing import Protocol, TypeVar
 
 from charrec.errors import CharrecError
+from charrec.files import children_ignore_interrupt
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -111,7 +112,8 @@ class LocalPoolExecutor:
             initializer=_init_worker, initargs=(self.threads, True))
         finished = False
         try:
-            pending = [pool.submit(fn, item) for item in items]
+            with children_ignore_interrupt():  # workers start with Ctrl-C blocked: the parent's
+                pending = [pool.submit(fn, item) for item in items]
             for future in futures.as_completed(pending):
                 try:
                     yield future.result()
