@@ -56,6 +56,7 @@ class _State:
     debug = False
     reported = False  # an error line was printed
     dropped_interrupt = False  # a Ctrl-C landed in a finaliser, where Python drops it
+    interrupted = False  # a Ctrl-C arrived (run_app's SIGINT handler saw it)
 
 
 state = _State()
@@ -88,10 +89,14 @@ def friendly_errors(command: F) -> F:
         except BrokenPipeError:
             _drop_stdout()
             raise typer.Exit(0) from None
+        except typer.Exit:  # fail(...) already said what happened
+            raise
         except Exception:
             # after a Ctrl-C that Python dropped inside a finaliser, that finaliser's work is
             # half done and a library may fail on it later: that failure is the interruption
-            if state.dropped_interrupt and not debug:
+            # A Ctrl-C inside a C extension's import (matplotlib's Agg backend, say) surfaces
+            # as an ImportError("initialization failed") rather than KeyboardInterrupt
+            if (state.dropped_interrupt or state.interrupted) and not debug:
                 raise fail("interrupted by Ctrl-C", EXIT_INTERRUPTED) from None
             raise
 
@@ -119,7 +124,9 @@ def run_app(app: Callable[[], Any]) -> None:
     code: Any = 0
     previous_hook = sys.unraisablehook
     sys.unraisablehook = functools.partial(_note_dropped_interrupt, previous_hook)
-    state.dropped_interrupt = False
+    state.dropped_interrupt = state.interrupted = False
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _note_interrupt)
     try:
         try:
             app()
@@ -142,6 +149,13 @@ def run_app(app: Callable[[], Any]) -> None:
     except BrokenPipeError:
         _drop_stdout()
     sys.exit(code)
+
+
+def _note_interrupt(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C handler, remembering that it ran: whatever error the interrupted code
+    then raises (a failed C-extension import, say) is reported as the interruption."""
+    state.interrupted = True
+    signal.default_int_handler(signum, frame)
 
 
 def _note_dropped_interrupt(previous_hook: Callable[[Any], None], unraisable: Any) -> None:

@@ -384,7 +384,8 @@ def check(result, before, run_seed):
     text = result["stdout"] + result["stderr"]
     if "Traceback" in text:
         problems.append("traceback")
-    lines = [line for line in result["stderr"].splitlines() if line.strip()]
+    lines = [line for line in result["stderr"].splitlines()
+             if line.strip() and not line.startswith("Model: ")]  # which model answered
     if result["code"] == 130 and (len(lines) != 1 or not lines[0].startswith("Error:")):
         problems.append(f"not one error line: {lines}")
     if result["code"] == 0 and lines:
@@ -429,7 +430,8 @@ for index in range(count):
     if testing:
         if temp_files():
             problems.append(f"temp files left: {temp_files()}")
-        lines = [line for line in result["stderr"].splitlines() if line.strip()]
+        lines = [line for line in result["stderr"].splitlines()
+                 if line.strip() and not line.startswith("Model: ")]  # which model answered
         if result["escaped"] or result["code"] not in (0, 130) or "Traceback" in result["stderr"]:
             problems.append(f"test ended badly: {result['escaped'] or result['stderr']}")
         elif result["code"] == 130 and len(lines) != 1:

@@ -283,3 +283,35 @@ def test_a_closed_pipe_is_not_an_error(course_dataset, tmp_path):
         # stderr holds only the line naming the model (written before stdout closed)
         assert [line for line in result.stderr.splitlines()
                 if not line.startswith("Model: ")] == [], (args, result.stderr)
+
+
+def test_an_error_a_ctrl_c_caused_is_reported_as_the_interruption(capsys, monkeypatch):
+    """Ctrl-C inside a C extension's import (seen: matplotlib's Agg backend while drawing the
+    curves) surfaces as ImportError("initialization failed"): still one line and exit 130."""
+    import signal as signals
+
+    import typer
+
+    from charrec.cli_common import friendly_errors, run_app, state
+
+    @friendly_errors
+    def command(debug: bool = False) -> None:
+        try:
+            signals.raise_signal(signals.SIGINT)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+
+    app = typer.Typer()
+    app.command()(command)
+    monkeypatch.setattr("sys.argv", ["charrec"])
+    previous = signals.signal(signals.SIGINT, signals.default_int_handler)
+    state.reported = False
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            run_app(app)
+    finally:
+        signals.signal(signals.SIGINT, previous)
+        state.interrupted = False
+    assert exit_.value.code == 130
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == ["Error: interrupted by Ctrl-C"]
