@@ -114,8 +114,11 @@ _PART_CHECKS = {
 
 
 def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> TrainConfig:
+    values = checkpoint["config"]
+    if isinstance(values, dict) and "lr_schedule" not in values:
+        values = {**values, "lr_schedule": "constant"}  # written before schedules existed
     try:
-        return config_from_dict(checkpoint["config"])
+        return config_from_dict(values)
     except (ConfigError, AttributeError, TypeError, ValueError, KeyError, IndexError) as error:
         raise CheckpointError(f"{path}: invalid config inside checkpoint: {error}") from None
 

@@ -65,7 +65,7 @@ def train(
     conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. \\[default: 5x5x32,3x3x64,3x3x128]", show_default=False)] = None,
     bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. \\[default: on]", show_default=False)] = None,
     optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta, adamw (Adam with decoupled weight decay). \\[default: adam]", show_default=False)] = None,
-    lr_schedule: Annotated[str | None, typer.Option(help="Learning rate over the epochs: constant, or cosine (from --lr down to 0 at the last epoch). \\[default: constant]", show_default=False)] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help="Learning rate over the epochs: cosine (from --lr down towards 0 at the last epoch) or constant. \\[default: cosine]", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. \\[default: 0.002]", show_default=False)] = None,
     momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. \\[default: 0.9]", show_default=False)] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay: L2 added to the gradient, or decoupled with --optim adamw. \\[default: 0]", show_default=False)] = None,

@@ -47,7 +47,7 @@ class TrainConfig:
     init: str = "auto"
     loss: str = "ce"
     optim: str = "adam"
-    lr_schedule: str = "constant"  # cosine: lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
+    lr_schedule: str = "cosine"  # lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2; or constant
     lr: float = 2e-3
     momentum: float = 0.9
     weight_decay: float = 0.0

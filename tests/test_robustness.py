@@ -86,7 +86,9 @@ def test_ctrl_c_saves_best_so_far_and_exits_130(big_dataset, tmp_path):
 
 
 def test_resume_reaches_the_same_weights_as_an_unbroken_run(course_dataset, tmp_path):
-    common = ["--data-dir", course_dataset, "--hidden", "32", "--batch-size", "16", "--augment"]
+    # a constant learning rate: raising --epochs on resume would stretch a cosine schedule
+    common = ["--data-dir", course_dataset, "--hidden", "32", "--batch-size", "16", "--augment",
+              "--lr-schedule", "constant"]
     whole, part = tmp_path / "whole.pth", tmp_path / "part.pth"
     assert invoke("train", *common, "--epochs", "4", "--out", whole).exit_code == 0
     assert invoke("train", *common, "--epochs", "2", "--out", part).exit_code == 0
@@ -99,6 +101,26 @@ def test_resume_reaches_the_same_weights_as_an_unbroken_run(course_dataset, tmp_
     assert unbroken["metrics"]["history"][-1]["val_accuracy"] == \
         resumed["metrics"]["history"][-1]["val_accuracy"]
     assert resumed["metrics"]["last_epoch"] == 4
+
+
+def test_an_interrupted_cosine_run_resumes_exactly(course_dataset, tmp_path):
+    from charrec.train import Callbacks, TrainState
+
+    config = make_config({"data_dir": str(course_dataset), "hidden": "32", "batch_size": 16,
+                          "epochs": 4, "lr_schedule": "cosine", "out": str(tmp_path / "m.pth"),
+                          "device": "cpu"})
+    unbroken = run(config, save=False)
+
+    def stop_after_two(metrics, is_best) -> None:
+        if metrics.epoch == 2:
+            raise KeyboardInterrupt
+
+    assert run(config, Callbacks(on_epoch=stop_after_two)).interrupted
+    state = TrainState.from_checkpoint(load_checkpoint(tmp_path / "m.pth"))
+    assert state.epoch == 2
+    resumed = run(config, resume=state)
+    for name, tensor in unbroken.state.last_state.items():
+        assert torch.equal(tensor, resumed.state.last_state[name]), name
 
 
 def test_resume_refuses_changed_options_and_finished_runs(course_dataset, tmp_path):
