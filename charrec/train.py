@@ -220,12 +220,8 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         config, data = prepare_data(config, callbacks, strict)
     else:
         config = resolve_augment(config)
-    check_channels(config)
     check_sizes(config, len(data["train"]), len(data["validation"]))
-    set_seed(config.seed)
-    device = resolve_device(config.device)
-    model = build_model(config, len(CLASSES)).to(device)
-    optimizer = make_optimizer(config, model.parameters())
+    model, optimizer = build_training(config)
     if callbacks.on_start:
         callbacks.on_start(config, resume)
 
@@ -259,6 +255,14 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         except KeyboardInterrupt:
             result.interrupted = True
     return result
+
+
+def build_training(config: TrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The seeded network on its device, and its optimizer."""
+    check_channels(config)
+    set_seed(config.seed)
+    model = build_model(config, len(CLASSES)).to(resolve_device(config.device))
+    return model, make_optimizer(config, model.parameters())
 
 
 def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
@@ -312,11 +316,8 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
         # the built-in letters would be rendered there, so `augment: auto` means on
         config = config if config.augment is not None else replace(config, augment=True)
         images, labels = render_batch(config.batch_size, config.seed, config.norm_size)
-    check_channels(config)
-    set_seed(config.seed)
-    device = resolve_device(config.device)
-    model = build_model(config, len(CLASSES)).to(device)
-    optimizer = make_optimizer(config, model.parameters())
+    model, optimizer = build_training(config)
+    device = next(model.parameters()).device
     if callbacks.on_start:
         callbacks.on_start(config, None)
     generator = torch.Generator(device=device).manual_seed(config.seed)

@@ -16,6 +16,20 @@ from charrec.cli import app
 
 FONT_SIZE = 22
 
+TINY_SWEEP = """\
+name: tiny
+base:
+  data_dir: {data}
+  norm-size: 16,16
+  hidden: 8
+  epochs: 1
+  batch_size: 32
+  optim: sgd
+  lr: 0.05
+grid:
+  momentum: [0.5, 0.8, 0.9]
+"""  # three one-epoch trials of a tiny MLP; format with data=<dataset folder>
+
 
 def _font(size: int = FONT_SIZE) -> ImageFont.ImageFont:
     try:

@@ -212,7 +212,8 @@ def test_cosine_schedule_anneals_from_lr_to_near_zero(letters) -> None:
     config = _config(epochs=4, hidden="16", lr=0.01, lr_schedule="cosine")
     assert [round(learning_rate(config, epoch), 6) for epoch in (1, 2, 3, 4)] == \
         [0.01, 0.008536, 0.005, 0.001464]
-    assert learning_rate(_config(lr=0.01), 4) == 0.01  # constant by default
+    assert learning_rate(_config(lr=0.01, lr_schedule="constant"), 4) == 0.01
+    assert _config().lr_schedule == "cosine"  # the default
     model = build_model(config, 26)
     optimizer = make_optimizer(config, model.parameters())
     used: list[float] = []

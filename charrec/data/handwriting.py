@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from charrec.data.fonts import GLYPH_PIXELS, FontFace
-from charrec.data.strokes import STROKES
+from charrec.data.strokes import STROKES, smooth
 from charrec.data.strokes import arc as _arc
 
 # Families (lowercase substrings) of installed fonts that look handwritten or hand-printed.
@@ -179,7 +179,7 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
             points = np.concatenate([points, points[-1:] + [[0.2, -rng.uniform(0, 0.2)]]])
         points[:, 1] *= height_scale
         points[:, 0] = points[:, 0] * width_scale + slant * (1 - points[:, 1])
-        points = _smooth_points(points, int(rng.integers(0, 3)))
+        points = smooth(points, int(rng.integers(0, 3)))
         dense = _resample(points * size * 0.9 + margin, max(0.6, pen * 0.25))
         dense = dense + _smooth_noise(rng, len(dense), drift * size)
         along = np.linspace(0, 1, len(dense))
@@ -194,18 +194,6 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
     rows, cols = np.nonzero(bitmap)
     return (np.ascontiguousarray(bitmap[rows.min():rows.max() + 1, cols.min():cols.max() + 1]),
             int(rows.min()) - margin)
-
-
-def _smooth_points(points: np.ndarray, rounds: int) -> np.ndarray:
-    """Chaikin corner cutting: a polyline -> a smoother one with the same end points."""
-    for _ in range(rounds):
-        if len(points) < 3:
-            break
-        quarter = 0.75 * points[:-1] + 0.25 * points[1:]
-        three_quarters = 0.25 * points[:-1] + 0.75 * points[1:]
-        middle = np.stack([quarter, three_quarters], axis=1).reshape(-1, 2)
-        points = np.concatenate([points[:1], middle[1:-1], points[-1:]])
-    return points
 
 
 # ------------------------------------------------------------------------- ink on paper

@@ -97,7 +97,7 @@ def _stroke_skeletons() -> dict[str, list[list[tuple[float, float]]]]:
 STROKES = _stroke_skeletons()
 
 
-def _smooth(points: np.ndarray, rounds: int) -> np.ndarray:
+def smooth(points: np.ndarray, rounds: int) -> np.ndarray:
     """Chaikin corner cutting: a polyline -> a smoother one with the same end points."""
     for _ in range(rounds):
         if len(points) < 3:
@@ -127,7 +127,7 @@ def stroke_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
         points = np.asarray(stroke, np.float64)
         points = points + rng.normal(0, jitter, points.shape)
         points[:, 0] = points[:, 0] * width_scale + slant * (1 - points[:, 1])
-        points = _smooth(points, int(rng.integers(0, 3))) * size * 0.9 + margin
+        points = smooth(points, int(rng.integers(0, 3))) * size * 0.9 + margin
         coordinates = [tuple(point) for point in points.tolist()]
         if len(coordinates) > 1:
             draw.line(coordinates, fill=255, width=pen, joint="curve")

@@ -20,24 +20,12 @@ import pytest
 from charrec import train as train_module
 from charrec.sweep import runner as sweep_runner
 from charrec.sweep.trial import TrialTask, run_trial
-from tests.helpers import invoke
+from tests.helpers import TINY_SWEEP, invoke
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[dev]' (or "
                                         "'charrec[ray]') to run the real local-Ray test")
 
-SWEEP = """\
-name: tiny
-base:
-  data_dir: {data}
-  norm-size: 16,16
-  hidden: 8
-  epochs: 1
-  batch_size: 32
-  optim: sgd
-  lr: 0.05
-grid:
-  momentum: [0.5, 0.8, 0.9]
-"""
+SWEEP = TINY_SWEEP
 
 
 def kill_worker_of_trial_1(task: TrialTask) -> dict:

@@ -24,21 +24,9 @@ from charrec.sweep.executors import InlineExecutor, WorkerDied
 from charrec.sweep.ray_executor import ClusterError, RayExecutor, probe_address
 from charrec.sweep.runner import RunFolder, run_sweep
 from charrec.sweep.spec import expand, load_sweep
-from tests.helpers import assert_one_line_error, invoke
+from tests.helpers import TINY_SWEEP, assert_one_line_error, invoke
 
-SWEEP = """\
-name: tiny
-base:
-  data_dir: {data}
-  norm-size: 16,16
-  hidden: 8
-  epochs: 1
-  batch_size: 32
-  optim: sgd
-  lr: 0.05
-grid:
-  momentum: [0.5, 0.8, 0.9]
-"""
+SWEEP = TINY_SWEEP
 
 
 # ------------------------------------------------------------------------------- the fake ray
