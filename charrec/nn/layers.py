@@ -39,7 +39,11 @@ def initialisation_for(act: str, init: str) -> str:
 
 def _reset(weight: nn.Parameter, bias: nn.Parameter | None, init: str, fan_in: int,
            fan_out: int) -> None:
-    """Weights N(0, init_std); biases 0 (N(0, 1) under "normal")."""
+    """Weights N(0, init_std); biases 0 (N(0, 1) under "normal"). Tensors on the "meta" device
+    (shapes without storage, to check a checkpoint's shapes) have no values to draw: sampling
+    them would only make torch import its compiler (1.5 s)."""
+    if weight.is_meta:
+        return
     with torch.no_grad():
         weight.normal_(0.0, init_std(init, fan_in, fan_out))
         if bias is not None:
