@@ -6,6 +6,7 @@ suite is repeatable."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ from hypothesis import settings
 from tests.helpers import make_course_dataset, make_folder_dataset
 
 torch.set_num_threads(1)
+
+# A shell that starts the suite in the background (`pytest &`, nohup, some CI runners) hands it
+# SIGINT ignored, and Python then installs no Ctrl-C handler. The interrupt tests need Python's
+# usual one (KeyboardInterrupt), as a terminal user has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile("charrec", derandomize=True, database=None, deadline=None)
 settings.load_profile("charrec")
