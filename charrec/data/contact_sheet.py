@@ -146,6 +146,31 @@ class PredictedImage:
         return (self.true is not None and self.true != self.predicted) or bool(self.warning)
 
 
+@dataclass
+class SheetResult:
+    path: Path
+    shown: int
+    total: int
+    unreadable: list[tuple[str, str]]  # (path, reason)
+
+
+def _read(path: str | Path, load, unreadable: list[tuple[str, str]]) -> Image.Image | None:
+    """`load(path)`, or None with the reason noted when the image cannot be read."""
+    try:
+        return load(path)
+    except ImageError as error:
+        unreadable.append((str(path), str(error)))
+        return None
+
+
+def _write(tiles: Sequence[Tile], title: str, tile: int, out: str | Path, option: str) -> Path:
+    try:
+        return save_contact_sheet(draw_contact_sheet(tiles, title, tile), out)
+    except OSError as error:
+        raise DataError(f"cannot write the contact sheet {out} ({error}); "
+                        f"choose another {option}") from None
+
+
 def prediction_sheet(images: Sequence[PredictedImage], out: str | Path, title: str,
                      n: int = 64, tile: int = 96) -> SheetResult:
     """A contact sheet of up to `n` images as stored, each captioned with the predicted letter and
@@ -153,33 +178,17 @@ def prediction_sheet(images: Sequence[PredictedImage], out: str | Path, title: s
     chosen = sorted(images, key=lambda image: not image.doubtful)[:n]
     tiles, unreadable = [], []
     for image in chosen:
-        try:
-            picture = open_image(image.path)
-        except ImageError as error:
-            unreadable.append((image.path, str(error)))
-            picture = None
+        picture = _read(image.path, open_image, unreadable)
         label = f"{image.predicted} {100 * image.probability:.0f}%"
         truth = f"true {image.true} " if image.true is not None else ""
         tiles.append(Tile(picture, label, truth + Path(image.path).name, image.doubtful))
     n_marked = sum(image.doubtful for image in images)
     full_title = f"{title}: {len(chosen)} of {len(images)} images, {n_marked} marked red"
-    try:
-        path = save_contact_sheet(draw_contact_sheet(tiles, full_title, tile), out)
-    except OSError as error:
-        raise DataError(f"cannot write the contact sheet {out} ({error}); "
-                        f"choose another --sheet path") from None
+    path = _write(tiles, full_title, tile, out, "--sheet path")
     return SheetResult(path, len(chosen), len(images), unreadable)
 
 
 # ------------------------------------------------------------------------------- datasets
-
-
-@dataclass
-class SheetResult:
-    path: Path
-    shown: int
-    total: int
-    unreadable: list[tuple[str, str]]  # (path, reason)
 
 
 def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = None,
@@ -196,21 +205,14 @@ def contact_sheet(data_dir: str | Path, out: str | Path, split: str | None = Non
     tiles, unreadable = [], []
     for path, index, split_name in chosen:
         note = f"{split_name[:5]} {path.name}" if split is None and split_name else path.name
-        try:
-            image = _network_view(path, norm_size) if preprocessed else open_image(path)
-        except ImageError as error:
-            unreadable.append((str(path), str(error)))
-            image = None
+        image = _read(path, (lambda path: _network_view(path, norm_size)) if preprocessed
+                      else open_image, unreadable)
         tiles.append(Tile(image, CLASSES[index], note))
     view = (f"as the network sees them ({norm_size[0]}x{norm_size[1]})" if preprocessed
             else "as stored")
     title = (f"{data_dir} [{split or 'all splits'}]: {len(chosen)} of {len(items)} images, "
              f"{view}, seed {seed}")
-    try:
-        path = save_contact_sheet(draw_contact_sheet(tiles, title, tile), out)
-    except OSError as error:
-        raise DataError(f"cannot write the contact sheet {out} ({error}); "
-                        f"choose another --out") from None
+    path = _write(tiles, title, tile, out, "--out")
     return SheetResult(path, len(chosen), len(items), unreadable)
 
 
