@@ -18,6 +18,7 @@ from charrec.cli_common import (
     Group,
     fail,
     friendly_errors,
+    plain_line,
     print_json,
     run_app,
     state,
@@ -29,6 +30,7 @@ app = typer.Typer(
     help="Train, test and use neural networks (hand-written autograd) that recognise letters.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: rich's costs 0.15-0.2 s per --help
     cls=Group,
 )
 
@@ -54,28 +56,28 @@ def main_options(
 @friendly_errors
 def train(
     config_file: Annotated[Path | None, typer.Option("--config", help="YAML file of train options (flags override it).")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. \\[default: data/character_classification]", show_default=False)] = None,
-    norm_size: Annotated[str | None, typer.Option(help="Image size H,W in pixels the network sees. \\[default: 32,32]", show_default=False)] = None,
-    hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). \\[default: 256]", show_default=False)] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. [default: data/character_classification]", show_default=False)] = None,
+    norm_size: Annotated[str | None, typer.Option(help="Image size H,W in pixels the network sees. [default: 32,32]", show_default=False)] = None,
+    hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). [default: 256]", show_default=False)] = None,
     layers: Annotated[int | None, typer.Option(help="Number of Linear layers (1 = linear classifier); must be len(hidden)+1.")] = None,
-    act: Annotated[str | None, typer.Option(help="Hidden activation: relu, sigmoid, tanh, none. \\[default: relu]", show_default=False)] = None,
-    init: Annotated[str | None, typer.Option(help="Weight init: auto (Kaiming for relu, Xavier otherwise) or normal (N(0,1)). \\[default: auto]", show_default=False)] = None,
-    loss: Annotated[str | None, typer.Option(help="Loss: ce (softmax cross-entropy) or mse (squared error of softmax outputs vs one-hot). \\[default: ce]", show_default=False)] = None,
-    arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). \\[default: mlp]", show_default=False)] = None,
-    conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. \\[default: 5x5x32,3x3x64,3x3x128]", show_default=False)] = None,
-    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. \\[default: on]", show_default=False)] = None,
-    optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta, adamw (Adam with decoupled weight decay). \\[default: adam]", show_default=False)] = None,
-    lr_schedule: Annotated[str | None, typer.Option(help="Learning rate over the epochs: cosine (from --lr down towards 0 at the last epoch) or constant. \\[default: cosine]", show_default=False)] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate. \\[default: 0.002]", show_default=False)] = None,
-    momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. \\[default: 0.9]", show_default=False)] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay: L2 added to the gradient, or decoupled with --optim adamw. \\[default: 0]", show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size. \\[default: 64]", show_default=False)] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs. \\[default: 30]", show_default=False)] = None,
-    val_interval: Annotated[int | None, typer.Option(help="Validate every N epochs. \\[default: 1]", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, shuffling). \\[default: 0]", show_default=False)] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. \\[default: auto]", show_default=False)] = None,
-    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. \\[default: on for the built-in letters]", show_default=False)] = None,
-    out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. \\[default: saved_models/recognition.pth]", show_default=False)] = None,
+    act: Annotated[str | None, typer.Option(help="Hidden activation: relu, sigmoid, tanh, none. [default: relu]", show_default=False)] = None,
+    init: Annotated[str | None, typer.Option(help="Weight init: auto (Kaiming for relu, Xavier otherwise) or normal (N(0,1)). [default: auto]", show_default=False)] = None,
+    loss: Annotated[str | None, typer.Option(help="Loss: ce (softmax cross-entropy) or mse (squared error of softmax outputs vs one-hot). [default: ce]", show_default=False)] = None,
+    arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). [default: mlp]", show_default=False)] = None,
+    conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. [default: 5x5x32,3x3x64,3x3x128]", show_default=False)] = None,
+    bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. [default: on]", show_default=False)] = None,
+    optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta, adamw (Adam with decoupled weight decay). [default: adam]", show_default=False)] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help="Learning rate over the epochs: cosine (from --lr down towards 0 at the last epoch) or constant. [default: cosine]", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 0.002]", show_default=False)] = None,
+    momentum: Annotated[float | None, typer.Option(help="Momentum for sgd and rmsprop. [default: 0.9]", show_default=False)] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay: L2 added to the gradient, or decoupled with --optim adamw. [default: 0]", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size. [default: 64]", show_default=False)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs. [default: 30]", show_default=False)] = None,
+    val_interval: Annotated[int | None, typer.Option(help="Validate every N epochs. [default: 1]", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, shuffling). [default: 0]", show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. [default: auto]", show_default=False)] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. [default: on for the built-in letters]", show_default=False)] = None,
+    out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. [default: saved_models/recognition.pth]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch. One is fastest for these small networks on a busy machine: extra threads spin-wait.")] = 1,
@@ -159,7 +161,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
 
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console.rich, transient=True) as progress:
         callbacks = training_callbacks(progress, config, resume)
         result = run(config, callbacks, strict=strict, resume=resume, dry_run=dry_run)
     if dry_run:
@@ -249,7 +251,7 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------- test
 
-ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. \\[default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
 SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
 
@@ -267,18 +269,16 @@ def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
 def say_which_model(label: str) -> None:
     """One line on stderr naming the model that answered (printed once it has answered, so a
     run that reads nothing ends in its one error line)."""
-    from charrec.report import error_console
-
-    error_console.print(f"Model: {label}", soft_wrap=True, markup=False)
+    plain_line(f"Model: {label}", err=True)
 
 
 @app.command(cls=Command)
 @friendly_errors
 def test(
     model: ModelOption = None,
-    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on. \\[default: the one the model was trained on]", show_default=False)] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on. [default: the one the model was trained on]", show_default=False)] = None,
     split: Annotated[str, typer.Option(help="Which split: train, validation or test.")] = "test",
-    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. \\[default: next to the model, <name>_confusion_<data>.png]", show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. [default: next to the model, <name>_confusion_<data>.png]", show_default=False)] = None,
     sheet: SheetOption = None,
     sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the wrong ones first).")] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
@@ -404,10 +404,9 @@ def predict(
                 line += "  next: " + ", ".join(f"{entry['letter']} "
                                                f"{100 * entry['probability']:.1f}%"
                                                for entry in result.top_k[1:])
-            console.print(line, soft_wrap=True, markup=False)
+            plain_line(line)
             if result.warning:
-                console.print(f"[yellow]Warning:[/yellow] {escape(result.warning)}",
-                              soft_wrap=True)
+                plain_line(result.warning, warning=True)
     if sheet is not None:
         from charrec.data.contact_sheet import PredictedImage, prediction_sheet
 
@@ -416,7 +415,7 @@ def predict(
                                  sheet, f"{choice.path.name if not choice.bundled else 'bundled'}"
                                         f" predictions", n=sheet_n)
         if not json_output:
-            console.print(f"Contact sheet: {drawn.path}", soft_wrap=True)
+            plain_line(f"Contact sheet: {drawn.path}")
     if failures:
         for message in failures[:-1]:
             fail(message)

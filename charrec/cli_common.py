@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from charrec.cli_params import fast_params
 from charrec.errors import CharrecError
 from charrec.report import console, error_console
 
@@ -31,25 +32,29 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks inste
 
 def _hide_flag_types(params: list[Any]) -> list[Any]:
     """Typer shows a flag's type (`<bool>`) in the help as if it took a value; an empty metavar
-    hides it (flags take no value). Applied to every option, `--help` included."""
+    hides it (flags take no value). Applied to every option, `--help` included. An argument with
+    a metavar (`IMAGE...`) is named by it, without Typer's type (`<list[Path]>`) after it."""
     for param in params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        elif getattr(param, "param_type_name", "") == "argument" and param.metavar:
+            param.display_type_rich = lambda ctx: None
     return params
 
 
 class Command(TyperCommand):
-    """A charrec command: help without `<bool>` after flags (`@app.command(cls=Command)`)."""
+    """A charrec command (`@app.command(cls=Command)`): help without `<bool>` after flags, and
+    option values converted without pydantic (`charrec.cli_params`)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _hide_flag_types(super().get_params(ctx))
+        return fast_params(_hide_flag_types(super().get_params(ctx)))
 
 
 class Group(TyperGroup):
     """The command groups' counterpart of `Command` (`typer.Typer(cls=Group)`)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _hide_flag_types(super().get_params(ctx))
+        return fast_params(_hide_flag_types(super().get_params(ctx)))
 
 
 class _State:
@@ -140,7 +145,7 @@ def run_app(app: Callable[[], Any]) -> None:
     sys.unraisablehook = previous_hook
     if code in (0, None) and state.dropped_interrupt:
         code = EXIT_INTERRUPTED
-    if code == EXIT_ERROR and console.quiet and not state.reported:
+    if code == EXIT_ERROR and console.made and console.quiet and not state.reported:
         code = 0  # rich met a closed stdout: it silenced itself and exited 1; not an error
     if code == EXIT_INTERRUPTED and not state.reported:
         fail("interrupted by Ctrl-C", EXIT_INTERRUPTED)
@@ -173,6 +178,13 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(" ".join(text.split("\n")))
+
+
+def plain_line(text: str, err: bool = False, warning: bool = False) -> None:
+    """One line of output without rich (whose import a one-image `predict` need not pay):
+    `Warning:` in yellow on a terminal when `warning`."""
+    prefix = typer.style("Warning:", fg="yellow") + " " if warning else ""
+    typer.echo(prefix + text, err=err)
 
 
 def print_json(value: Any) -> None:

@@ -11,7 +11,7 @@ from charrec.cli_common import Command, Debug, Group, friendly_errors, print_jso
 from charrec.report import console
 
 data_app = typer.Typer(help="Make, inspect and import letter datasets.", no_args_is_help=True,
-                       cls=Group)
+                       rich_markup_mode=None, cls=Group)
 
 DEFAULT_DATA = Path("data/character_classification")
 
@@ -20,11 +20,11 @@ DEFAULT_DATA = Path("data/character_classification")
 @friendly_errors
 def synth_command(
     out: Annotated[Path, typer.Option(help="Folder to create (must not exist or be empty).")] = DEFAULT_DATA,
-    per_class: Annotated[int | None, typer.Option(min=1, help="Images per letter (upper + lower case together). \\[default: the built-in size]", show_default=False)] = None,
+    per_class: Annotated[int | None, typer.Option(min=1, help="Images per letter (upper + lower case together). [default: the built-in size]", show_default=False)] = None,
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same images.")] = 0,
     fonts: Annotated[list[Path] | None, typer.Option("--fonts", help="Extra folder(s) of .ttf/.otf fonts.")] = None,
     norm_size: Annotated[str, typer.Option(help="Image size H,W in pixels to render.")] = "32,32",
-    workers: Annotated[int | None, typer.Option(min=1, help="Processes to render with. \\[default: all cores]", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes to render with. [default: all cores]", show_default=False)] = None,
     debug: Debug = False,
 ) -> None:
     """Render the built-in synthetic letters (A-Z, a-z) into the course layout."""
@@ -36,7 +36,7 @@ def synth_command(
     size = PARSERS["norm_size"](norm_size)
     options = {} if per_class is None else {"per_class": per_class}
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console.rich) as progress:
         task = progress.add_task("render", total=None)
         manifest = synth.generate_dataset(
             out, seed=seed, font_dirs=tuple(fonts or ()), norm_size=size, workers=workers,
@@ -85,10 +85,10 @@ def stats_command(
 @friendly_errors
 def show_command(
     data_dir: Annotated[Path, typer.Option(help="Dataset folder (course layout or folder per letter).")] = DEFAULT_DATA,
-    split: Annotated[str | None, typer.Option(help="train, validation or test. \\[default: all splits]", show_default=False)] = None,
+    split: Annotated[str | None, typer.Option(help="train, validation or test. [default: all splits]", show_default=False)] = None,
     n: Annotated[int, typer.Option("--n", "-n", min=1, max=1024, help="How many random images to show.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed that picks the images (and splits a folder-per-class tree).")] = 0,
-    out: Annotated[Path | None, typer.Option(help="PNG to write. \\[default: DATA_DIR/contact_sheet.png, or contact_sheet_preprocessed.png with --preprocessed]", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(help="PNG to write. [default: DATA_DIR/contact_sheet.png, or contact_sheet_preprocessed.png with --preprocessed]", show_default=False)] = None,
     preprocessed: Annotated[bool, typer.Option("--preprocessed", help="Show what the network sees (grayscale, resized, contrast-stretched, light on dark).")] = False,
     norm_size: Annotated[str, typer.Option(help="Network input size H,W in pixels for --preprocessed.")] = "32,32",
     tile: Annotated[int, typer.Option(min=16, max=512, help="Tile size in pixels.")] = 96,
@@ -112,11 +112,11 @@ def show_command(
 @data_app.command("import", cls=Command)
 @friendly_errors
 def import_command(
-    src: Annotated[Path, typer.Argument(help="A folder per letter (SRC/A/*.png, SRC/b/*.jpg, ...), or EMNIST-letters IDX files (a *-images-idx3-ubyte[.gz] file or a folder holding them with their labels files).")],
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="A folder per letter (SRC/A/*.png, SRC/b/*.jpg, ...), or EMNIST-letters IDX files (a *-images-idx3-ubyte[.gz] file or a folder holding them with their labels files).")],
     out: Annotated[Path, typer.Option(help="Folder to create in the course layout (must not exist or be empty).")],
     seed: Annotated[int, typer.Option(min=0, help="Seed of the stratified 70/15/15 split.")] = 0,
     all_test: Annotated[bool, typer.Option("--all-test", help="Put every image in test.json (a real set to evaluate on).")] = False,
-    norm_size: Annotated[str | None, typer.Option(help="Store grayscale PNGs already resized to H,W pixels (what the network sees; smaller and faster to load). \\[default: keep the images as they are]", show_default=False)] = None,
+    norm_size: Annotated[str | None, typer.Option(help="Store grayscale PNGs already resized to H,W pixels (what the network sees; smaller and faster to load). [default: keep the images as they are]", show_default=False)] = None,
     debug: Debug = False,
 ) -> None:
     """Import a folder-per-letter tree or EMNIST-letters IDX files into the course layout."""
@@ -127,7 +127,7 @@ def import_command(
 
     size = PARSERS["norm_size"](norm_size) if norm_size else None
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True,
+    with Progress(*columns, console=console.rich, transient=True,
                   disable=not console.is_terminal) as progress:
         task = progress.add_task("import", total=None)
         result = import_dataset(

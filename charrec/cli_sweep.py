@@ -39,17 +39,17 @@ def parse_set_options(pairs: list[str] | None) -> dict[str, Any]:
 
 @friendly_errors
 def sweep_command(
-    config_file: Annotated[Path | None, typer.Argument(help="Sweep YAML (see configs/). Optional with --resume.", show_default=False)] = None,
+    config_file: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="Sweep YAML (see configs/). Optional with --resume.", show_default=False)] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Trials run at once in worker processes (1: one after another in this process).")] = 1,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. \\[default: cores // jobs]", show_default=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option(help="Run folder. \\[default: runs/<name>-<timestamp>]", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. [default: cores // jobs]", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Run folder. [default: runs/<name>-<timestamp>]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder: only unfinished trials run; refused if the sweep changed.")] = None,
     keep: Annotated[str, typer.Option(help="Trial checkpoints to keep: all, best (only the best trial's) or none.")] = "all",
     data_dir: Annotated[str | None, typer.Option(help="Dataset for every trial (replaces base: data_dir). Built-in letters are generated there if it is missing.")] = None,
     set_options: Annotated[list[str] | None, typer.Option("--set", help="Replace a base: option, KEY=VALUE; repeat for several (e.g. --set epochs=5).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the trials and exit.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail trials on unreadable images instead of skipping them.")] = False,
-    executor_name: Annotated[str, typer.Option("--executor", help="Where trials run: local (this machine: --jobs processes) or ray (a Ray cluster; needs charrec\\[ray]).")] = "local",
+    executor_name: Annotated[str, typer.Option("--executor", help="Where trials run: local (this machine: --jobs processes) or ray (a Ray cluster; needs charrec[ray]).")] = "local",
     address: Annotated[str | None, typer.Option(help="With --executor ray: the cluster, HOST:PORT or auto (the one `ray start` made here). Without it: RAY_ADDRESS, else a local Ray of --jobs x --threads CPUs is started and stopped.")] = None,
     debug: Debug = False,
 ) -> None:
@@ -121,7 +121,7 @@ def ensure_data(data_dir: Path) -> None:
 
     if holds_anything(data_dir):
         return
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=console.rich, transient=True) as progress:
         task = progress.add_task("rendering letters", total=None)
         manifest = ensure_dataset(
             data_dir, on_start=lambda path: progress.console.print(
@@ -151,7 +151,7 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
                   soft_wrap=True)
     columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[info]}"))
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console.rich) as progress:
         task = progress.add_task("trials", total=len(trials), info="starting")
 
         def on_progress(status: Any) -> None:

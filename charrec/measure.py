@@ -22,7 +22,8 @@ from charrec.data.contact_sheet import PredictedImage
 from charrec.data.loading import LetterData, detect_layout, load_split
 from charrec.errors import DataError
 from charrec.nn.functions import softmax
-from charrec.train import evaluate, predict_logits
+from charrec.nn.model import predict_logits
+from charrec.train import evaluate
 
 
 @dataclass

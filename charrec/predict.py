@@ -32,7 +32,7 @@ from charrec.config import TrainConfig
 from charrec.data.preprocess import load_gray, normalise
 from charrec.errors import ImageError
 from charrec.nn.functions import softmax
-from charrec.train import predict_logits
+from charrec.nn.model import predict_logits
 
 MIN_CONTRAST = 16  # gray levels (of 255) between the darkest and lightest pixel
 MIN_INK = 0.01  # fraction of pixels lighter than mid-gray once the letter is light on dark

@@ -12,16 +12,53 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from charrec import CLASSES
 
-console = Console(highlight=False)
-error_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+class LazyConsole:
+    """A rich `Console`, made on first use: importing rich's console takes about 45 ms, which
+    `charrec --help` and a one-image `predict` (plain lines: `cli_common.plain_line`) need not
+    pay. Reading or setting any attribute makes it and passes through; `rich` is the console
+    itself (for rich's own classes: `Progress(console=console.rich)`)."""
+
+    def __init__(self, **options: Any) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_made", None)
+
+    @property
+    def rich(self) -> Console:
+        if self._made is None:
+            from rich.console import Console
+
+            object.__setattr__(self, "_made", Console(**self._options))
+        return self._made
+
+    @property
+    def made(self) -> bool:
+        return self._made is not None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.rich, name, value)
+
+
+console = LazyConsole(highlight=False)
+error_console = LazyConsole(stderr=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """`text` with rich markup escaped (rich's `escape`, imported when first needed)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 @contextmanager
@@ -43,17 +80,17 @@ def progress_task(description: str, quiet: bool = False,
     """A transient progress bar on a terminal (on stderr when `quiet`, so stdout stays data);
     yields `update(done, total)`. Off a terminal, one plain line unless `quiet`; nothing at all
     when not `show` (a step too short to need one)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     target = error_console if quiet else console
     if not show or not target.is_terminal:
         if show and not quiet:
             console.print(escape(description) + " ...", soft_wrap=True)
         yield lambda done, total: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn(escape(description)), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=target, transient=True) as progress:
+    with Progress(*columns, console=target.rich, transient=True) as progress:
         task = progress.add_task(description, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
@@ -73,6 +110,8 @@ def epoch_line(metrics: Any, is_best: bool) -> str:
 
 
 def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
+    from rich.table import Table
+
     table = Table(title="Per-class accuracy")
     for column in ("Letter", "Images", "Correct", "Accuracy", "Most often read as"):
         table.add_column(column, justify="right" if column != "Letter" else "center")

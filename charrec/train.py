@@ -29,7 +29,7 @@ from charrec.config import TrainConfig, replace, resolve_augment
 from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
 from charrec.nn.functions import loss_function, softmax_cross_entropy
-from charrec.nn.model import build_model
+from charrec.nn.model import build_model, predict_logits
 
 SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
@@ -438,15 +438,6 @@ def _state_after_epoch(state: TrainState, model: nn.Module, optimizer: torch.opt
 
 
 # ------------------------------------------------------------------------------ evaluation
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = [model(images[start:start + batch_size].to(device))
-               for start in range(0, len(images), batch_size)]
-    return torch.cat(outputs) if outputs else torch.empty(0)
 
 
 @torch.no_grad()

@@ -113,3 +113,14 @@ def build_model(config: TrainConfig, n_classes: int) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The model's logits for `images`, in eval mode and batches of `batch_size`, on the model's
+    device."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = [model(images[start:start + batch_size].to(device))
+               for start in range(0, len(images), batch_size)]
+    return torch.cat(outputs) if outputs else torch.empty(0)
