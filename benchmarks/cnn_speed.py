@@ -1,6 +1,6 @@
 """Training speed: charrec's hand-written-autograd CNN against the same CNN from torch's layers.
 
-    python benchmarks/cnn_speed.py [--conv 5x5x32,3x3x64,3x3x128] [--images 2048]
+    python benchmarks/cnn_speed.py [--conv 3x3x16,3x3x32,3x3x64,3x3x128] [--images 2048]
                                    [--batch-size 64] [--rounds 7] [--threads N] [--json]
 
 Side by side in one process on the same in-memory data (random 32x32 images, 26 classes), the
@@ -43,7 +43,7 @@ def make_data(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conv", default="5x5x32,3x3x64,3x3x128")
+    parser.add_argument("--conv", default="3x3x16,3x3x32,3x3x64,3x3x128")
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)

@@ -27,7 +27,8 @@ LR_SCHEDULES = ("constant", "cosine")
 ADAM_STRONG_DECAY = 0.01  # from here Adam's coupled L2 decay costs accuracy (docs/sweeps.md)
 LOSSES = ("ce", "mse")
 ARCHS = ("mlp", "cnn")
-DEFAULT_CONV = ((5, 5, 32), (3, 3, 64), (3, 3, 128))  # --arch cnn: (kh, kw, out channels)
+DEFAULT_CONV = ((3, 3, 16), (3, 3, 32), (3, 3, 64), (3, 3, 128))  # --arch cnn: (kh, kw, out)
+CNN_EPOCHS = 10  # --arch cnn without --epochs: ~3 min on one thread (docs/models.md)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -52,7 +53,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 64
-    epochs: int = 30
+    epochs: int = 30  # CNN_EPOCHS for --arch cnn when not given (make_config)
     val_interval: int = 1
     seed: int = 0
     device: str = "auto"
@@ -344,6 +345,8 @@ def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
                        if value is not None})
     parsed = parse_values(merged)
     _resolve_architecture(parsed)
+    if parsed.get("arch") == "cnn" and "epochs" not in parsed:
+        parsed["epochs"] = CNN_EPOCHS
     return TrainConfig(**parsed)
 
 

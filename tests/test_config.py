@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from charrec.config import TrainConfig, config_from_dict, load_train_yaml, make_config, replace
+from charrec.config import (
+    CNN_EPOCHS,
+    TrainConfig,
+    config_from_dict,
+    load_train_yaml,
+    make_config,
+    replace,
+)
 from charrec.errors import ConfigError
 
 
@@ -146,3 +153,12 @@ def test_replace_revalidates() -> None:
     assert replace(config, hidden=(16,)).layers == 2
     with pytest.raises(ConfigError, match="--lr"):
         replace(config, lr=0)
+
+
+def test_cnn_defaults_to_its_own_epochs_and_four_conv_layers() -> None:
+    cnn = make_config({"arch": "cnn"})
+    assert cnn.epochs == CNN_EPOCHS != TrainConfig().epochs
+    assert cnn.conv == ((3, 3, 16), (3, 3, 32), (3, 3, 64), (3, 3, 128))
+    assert make_config({"arch": "cnn", "epochs": 30}).epochs == 30  # a given value wins
+    assert make_config({"arch": "mlp"}).epochs == 30
+    assert config_from_dict(cnn.to_dict()) == cnn  # a checkpoint's config rebuilds unchanged
