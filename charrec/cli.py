@@ -18,6 +18,7 @@ from charrec.cli_common import (
     Group,
     fail,
     friendly_errors,
+    import_torch,
     plain_line,
     print_json,
     run_app,
@@ -288,6 +289,7 @@ def test(
     """Measure a saved model's accuracy on a dataset split."""
     import re
 
+    import_torch()
     from charrec.measure import measure_data, test_images
     from charrec.models.resolve import describe_model
     from charrec.report import per_class_table, plot_confusion, step
@@ -376,9 +378,11 @@ def predict(
 ) -> None:
     """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
     when the image holds no letter or the model is unsure."""
+    import_torch()
     from charrec.errors import ConfigError
     from charrec.models.resolve import describe_model
     from charrec.predict import predict_images
+
     from charrec.report import progress_task
 
     given = [*(images or []), *(im_path or [])]

@@ -180,6 +180,19 @@ def _escape(text: str) -> str:
     return escape(" ".join(text.split("\n")))
 
 
+def import_torch() -> None:
+    """Import torch first thing in a command, then move every object made so far (torch's
+    million-odd module objects) out of the cyclic garbage collector's reach (`gc.freeze`).
+    They live as long as the process anyway; otherwise the next full collection, which the
+    library's own imports soon trigger, walks them all: 0.1 s, a tenth of a one-image
+    `charrec predict` beyond `import torch` (benchmarks/predict_speed.py)."""
+    import gc
+
+    import torch  # noqa: F401
+
+    gc.freeze()
+
+
 def plain_line(text: str, err: bool = False, warning: bool = False) -> None:
     """One line of output without rich (whose import a one-image `predict` need not pay):
     `Warning:` in yellow on a terminal when `warning`."""
