@@ -29,7 +29,7 @@ from charrec.config import TrainConfig, replace, resolve_augment
 from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
 from charrec.nn.functions import loss_function, softmax_cross_entropy
-from charrec.nn.model import build_model, predict_logits
+from charrec.nn.model import build_model, logits_and_loss, predict_logits
 
 SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
@@ -322,8 +322,7 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
         callbacks.on_start(config, None)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     batch = augmenter(config)(images.to(device), generator)
-    logits = model(batch)
-    loss = loss_function(config.loss)(logits, labels.to(device))
+    logits, loss = logits_and_loss(model, batch, labels.to(device), config.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -370,7 +369,8 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
             train_loss, train_accuracy = train_epoch(
-                model, optimizer, loss_fn, images, labels, config.batch_size, generators, augment)
+                model, optimizer, config.loss, images, labels, config.batch_size, generators,
+                augment)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}: the loss became {train_loss} "
@@ -397,10 +397,11 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     return TrainResult(model=model, state=state, interrupted=interrupted)
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFunction,
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                 generators: list[torch.Generator], augment: Augment) -> tuple[float, float]:
-    """One pass over the shuffled images -> (mean loss, accuracy) of the training batches."""
+    """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
+    `loss` names the loss ("ce", "mse")."""
     shuffle_generator, augment_generator = generators
     model.train()
     order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)
@@ -409,12 +410,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     for start in range(0, len(images), batch_size):
         index = order[start:start + batch_size]
         batch, targets = augment(images[index], augment_generator), labels[index]
-        logits = model(batch)
-        loss = loss_fn(logits, targets)
+        logits, batch_loss = logits_and_loss(model, batch, targets, loss)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        batch_loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * len(index)
+        loss_sum += batch_loss.detach() * len(index)
         correct += (logits.detach().argmax(dim=1) == targets).sum()
     return loss_sum.item() / len(images), correct.item() / len(images)
 
