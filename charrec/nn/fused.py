@@ -130,43 +130,59 @@ class MLPCrossEntropyFunction(Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, targets: torch.Tensor, act: str, with_grads: bool,
                 *params: torch.Tensor | None):
-        weights, biases = params[0::2], params[1::2]
-        outputs, logits = _forward_layers(x, act, weights, biases)
-        ctx.mark_non_differentiable(logits)
         ctx.set_materialize_grads(False)  # no zero tensor for the logits' (absent) gradient
-        batch = logits.shape[0]
-        rows = targets.view(-1, 1)
-        shifted = logits - logits.amax(dim=1, keepdim=True)  # row max 0: exp never overflows
-        exp_shifted = shifted.exp()
-        sum_exp = exp_shifted.sum(dim=1, keepdim=True)
-        loss = (sum_exp.log() - shifted.gather(1, rows)).mean()
-        ctx.grads = None
-        if with_grads:
-            # g_L = (softmax(y) - onehot(t)) / B, in place: exp / (B sum exp), then -1/B at t
-            g = exp_shifted.div_(sum_exp.mul_(batch))
-            g.scatter_add_(1, rows, g.new_full(rows.shape, -1.0 / batch))
-            needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[4:])
-            ctx.grads = _backward_layers(g, act, outputs, weights,
-                                         [bias is not None for bias in biases], needs)
+        needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[4:]) if with_grads else None
+        loss, logits, ctx.grads = _loss_and_gradients(x, targets, act, params, needs)
+        ctx.mark_non_differentiable(logits)
+        if with_grads:  # (references only) to compute the gradients again for a 2nd backward
+            ctx.save_for_backward(x, targets, *params)
+            ctx.act, ctx.needs = act, needs
         return loss, logits
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor, _g_logits: torch.Tensor | None):
-        if ctx.grads is None:
-            raise RuntimeError("MLPCrossEntropyFunction was applied with with_grads=False")
+    def backward(ctx, g: torch.Tensor | None, _g_logits: None):
         if torch.is_grad_enabled():
             raise RuntimeError("MLPCrossEntropyFunction has no second derivative "
                                "(create_graph=True)")
+        if not ctx.saved_tensors:
+            raise RuntimeError("MLPCrossEntropyFunction was applied with with_grads=False")
+        if ctx.grads is None:  # a second backward through the same graph (retain_graph=True)
+            x, targets, *params = ctx.saved_tensors
+            ctx.grads = _loss_and_gradients(x, targets, ctx.act, params, ctx.needs)[2]
         grad_x, grads = ctx.grads
-        ctx.grads = None  # handed over: autograd takes these tensors as the .grad themselves
-        # g is exactly 1 after loss.backward(); reading it costs nothing on the CPU, where a GPU
-        # would have to wait, so there it is always multiplied in
+        # handed over: autograd stores these very tensors as the .grad (no copy); were they
+        # kept here too, it would copy them
+        ctx.grads = None
         if g is None:  # the loss itself was not differentiated (only the logits were used)
             return (None,) * (4 + len(grads))
+        # g is exactly 1 after loss.backward(); reading it costs nothing on the CPU, where a GPU
+        # would have to wait, so there it is always multiplied in
         if g.device.type != "cpu" or g.item() != 1.0:
             grads = [None if grad is None else grad.mul_(g) for grad in grads]
             grad_x = None if grad_x is None else grad_x.mul_(g)
         return (grad_x, None, None, None, *grads)
+
+
+def _loss_and_gradients(x: torch.Tensor, targets: torch.Tensor, act: str,
+                        params: tuple | list, needs: tuple[bool, ...] | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+    """(L, y, (dL/dx, [dL/dW_1, dL/db_1, ...]) or None when `needs` is None): the maths of
+    `MLPCrossEntropyFunction`; `needs` = which of x, W_1, b_1, ... want a gradient."""
+    weights, biases = tuple(params[0::2]), tuple(params[1::2])
+    outputs, logits = _forward_layers(x, act, weights, biases)
+    batch = logits.shape[0]
+    rows = targets.view(-1, 1)
+    shifted = logits - logits.amax(dim=1, keepdim=True)  # row max 0: exp never overflows
+    exp_shifted = shifted.exp()
+    sum_exp = exp_shifted.sum(dim=1, keepdim=True)
+    loss = (sum_exp.log() - shifted.gather(1, rows)).mean()
+    if needs is None:
+        return loss, logits, None
+    # g_L = (softmax(y) - onehot(t)) / B, in place: exp / (B sum exp), then -1/B at t
+    g = exp_shifted.div_(sum_exp.mul_(batch))
+    g.scatter_add_(1, rows, g.new_full(rows.shape, -1.0 / batch))
+    return loss, logits, _backward_layers(g, act, outputs, weights,
+                                          [bias is not None for bias in biases], needs)
 
 
 def mlp(x: torch.Tensor, act: str, weights: list[torch.Tensor],
