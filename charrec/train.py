@@ -58,21 +58,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _sgd(parameters: list, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD as one fused kernel per parameter where this torch has one for the device: the same
-    weights bit for bit as torch's default loop (tests/test_train.py), in ~70% of its time per
-    step, which for the course MLP is ~4% of the step."""
-    options = {"lr": config.lr, "momentum": config.momentum, "weight_decay": config.weight_decay}
-    try:
-        return torch.optim.SGD(parameters, **options, fused=True)
-    except (TypeError, RuntimeError, ValueError):  # older torch, or no fused kernel here
-        return torch.optim.SGD(parameters, **options)
-
-
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
-    parameters = list(parameters)
     optimizers: dict[str, Callable[[], torch.optim.Optimizer]] = {
-        "sgd": lambda: _sgd(parameters, config),
+        "sgd": lambda: torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
+                                       weight_decay=config.weight_decay),
         "adagrad": lambda: torch.optim.Adagrad(parameters, lr=config.lr,
                                                weight_decay=config.weight_decay),
         "rmsprop": lambda: torch.optim.RMSprop(parameters, lr=config.lr,
