@@ -134,6 +134,7 @@ class MLPCrossEntropyFunction(Function):
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[4:]) if with_grads else None
         loss, logits, ctx.grads = _loss_and_gradients(x, targets, act, params, needs)
         ctx.mark_non_differentiable(logits)
+        ctx.with_grads = with_grads
         if with_grads:  # (references only) to compute the gradients again for a 2nd backward
             ctx.save_for_backward(x, targets, *params)
             ctx.act, ctx.needs = act, needs
@@ -144,7 +145,7 @@ class MLPCrossEntropyFunction(Function):
         if torch.is_grad_enabled():
             raise RuntimeError("MLPCrossEntropyFunction has no second derivative "
                                "(create_graph=True)")
-        if not ctx.saved_tensors:
+        if not ctx.with_grads:
             raise RuntimeError("MLPCrossEntropyFunction was applied with with_grads=False")
         if ctx.grads is None:  # a second backward through the same graph (retain_graph=True)
             x, targets, *params = ctx.saved_tensors
