@@ -11,11 +11,16 @@ from torch import nn
 
 
 class Trainer:
-    """One model + loss + Adam; `epoch(order)` runs one pass of training steps."""
+    """One model + loss + Adam; `epoch(order)` runs one pass of training steps. The loss of a
+    batch is `loss_fn(model(images), labels)`, or `batch_loss(images, labels)` when given (a
+    contender whose model and loss run as one, as charrec's training step does)."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable, images: torch.Tensor,
-                 labels: torch.Tensor, batch_size: int, lr: float = 1e-3) -> None:
+                 labels: torch.Tensor, batch_size: int, lr: float = 1e-3,
+                 batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+                 ) -> None:
         self.model, self.loss_fn = model, loss_fn
+        self.batch_loss = batch_loss or (lambda images, labels: loss_fn(model(images), labels))
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
@@ -27,7 +32,7 @@ class Trainer:
         loss = torch.zeros(())
         for start in range(0, len(order), self.batch_size):
             index = order[start:start + self.batch_size]
-            loss = self.loss_fn(self.model(self.images[index]), self.labels[index])
+            loss = self.batch_loss(self.images[index], self.labels[index])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

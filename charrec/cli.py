@@ -156,13 +156,9 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
                  dry_run: bool = False) -> Any:
     """`charrec.train.run` with rich progress: rendering, decoding, a bar over the epochs and a
     line per validation; then the curves PNG and one summary line."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from charrec.train import run
 
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console.rich, transient=True) as progress:
+    with _progress() as progress:
         callbacks = training_callbacks(progress, config, resume)
         result = run(config, callbacks, strict=strict, resume=resume, dry_run=dry_run)
     if dry_run:
@@ -189,6 +185,42 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
                   f"{result.best_epoch} of {config.epochs}{test} ({result.train_seconds:.1f} s). "
                   f"Saved that epoch's model to {out}; curves in {curves}.")
     return result
+
+
+class _LinesOnly:
+    """What `training_callbacks` uses of a rich Progress, for output that is not a terminal:
+    there a transient bar shows nothing, and importing rich.progress alone took ~0.13 s of every
+    `charrec train`. Lines still go to the console."""
+
+    def __init__(self) -> None:
+        self.console = console.rich
+
+    def __enter__(self) -> _LinesOnly:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+    def add_task(self, description: str, **fields: Any) -> int:
+        return 0
+
+    def update(self, task: int, **fields: Any) -> None:
+        return None
+
+    def remove_task(self, task: int) -> None:
+        return None
+
+
+def _progress() -> Any:
+    """A transient rich Progress (rendering, decoding, epochs) on a terminal; lines only
+    elsewhere."""
+    if not console.is_terminal:
+        return _LinesOnly()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console.rich, transient=True)
 
 
 def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:

@@ -29,7 +29,7 @@ from charrec.config import TrainConfig, replace, resolve_augment
 from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
 from charrec.nn.functions import loss_function, softmax_cross_entropy
-from charrec.nn.model import build_model, predict_logits
+from charrec.nn.model import build_model, logits_and_loss, predict_logits
 
 SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
@@ -322,8 +322,7 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
         callbacks.on_start(config, None)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     batch = augmenter(config)(images.to(device), generator)
-    logits = model(batch)
-    loss = loss_function(config.loss)(logits, labels.to(device))
+    logits, loss = logits_and_loss(model, batch, labels.to(device), config.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -370,7 +369,8 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
             train_loss, train_accuracy = train_epoch(
-                model, optimizer, loss_fn, images, labels, config.batch_size, generators, augment)
+                model, optimizer, config.loss, images, labels, config.batch_size, generators,
+                augment)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}: the loss became {train_loss} "
@@ -379,7 +379,8 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
             metrics = EpochMetrics(epoch, train_loss, train_accuracy)
             is_best = False
             if epoch % config.val_interval == 0 or epoch == config.epochs:
-                evaluation = evaluate(model, val_images, val_labels, len(CLASSES), loss_fn)
+                evaluation = evaluate(model, val_images, val_labels, len(CLASSES), loss_fn,
+                                      confusion=False)
                 metrics.val_accuracy, metrics.val_loss = evaluation["accuracy"], evaluation["loss"]
                 is_best = (state.best_val_accuracy is None
                            or metrics.val_accuracy > state.best_val_accuracy)
@@ -397,25 +398,31 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     return TrainResult(model=model, state=state, interrupted=interrupted)
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFunction,
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                 generators: list[torch.Generator], augment: Augment) -> tuple[float, float]:
-    """One pass over the shuffled images -> (mean loss, accuracy) of the training batches."""
+    """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
+    `loss` names the loss ("ce", "mse")."""
     shuffle_generator, augment_generator = generators
     model.train()
     order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)
-    loss_sum = torch.zeros((), device=images.device)
-    correct = torch.zeros((), device=images.device, dtype=torch.int64)
+    # one op per step for the bookkeeping (each costs as much as a small layer); the sums of
+    # losses and correct answers are taken once, after the epoch
+    losses, predictions = [], []
     for start in range(0, len(images), batch_size):
         index = order[start:start + batch_size]
-        batch, targets = augment(images[index], augment_generator), labels[index]
-        logits = model(batch)
-        loss = loss_fn(logits, targets)
+        logits, batch_loss = logits_and_loss(model, augment(images[index], augment_generator),
+                                             labels[index], loss)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        batch_loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * len(index)
-        correct += (logits.detach().argmax(dim=1) == targets).sum()
+        losses.append(batch_loss.detach())
+        predictions.append(logits.detach().argmax(dim=1))
+    batch_losses = torch.stack(losses)
+    batch_sizes = torch.full_like(batch_losses, batch_size)
+    batch_sizes[-1] = len(images) - batch_size * (len(losses) - 1)
+    loss_sum = torch.dot(batch_losses, batch_sizes)
+    correct = (torch.cat(predictions) == labels[order]).sum()
     return loss_sum.item() / len(images), correct.item() / len(images)
 
 
@@ -442,22 +449,24 @@ def _state_after_epoch(state: TrainState, model: nn.Module, optimizer: torch.opt
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             n_classes: int = len(CLASSES), loss_fn: LossFunction = softmax_cross_entropy
-             ) -> dict[str, Any]:
-    """Accuracy (exact ratio of counts), `n_correct`, mean loss and the confusion matrix
-    [true, predicted] (int64)."""
+             n_classes: int = len(CLASSES), loss_fn: LossFunction = softmax_cross_entropy,
+             confusion: bool = True) -> dict[str, Any]:
+    """Accuracy (exact ratio of counts), `n_correct`, mean loss and, if `confusion`, the
+    confusion matrix [true, predicted] (int64)."""
     was_training = model.training
     logits = predict_logits(model, images)
     model.train(was_training)
     labels = labels.to(logits.device)
     predictions = logits.argmax(dim=1)
-    confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
-    confusion.index_put_((labels.cpu(), predictions.cpu()),
-                         torch.ones(len(labels), dtype=torch.int64), accumulate=True)
     n_correct = int((predictions == labels).sum())
-    return {
+    result = {
         "accuracy": n_correct / len(labels) if len(labels) else 0.0,
         "n_correct": n_correct,
         "loss": loss_fn(logits, labels).item() if len(labels) else 0.0,
-        "confusion": confusion,
     }
+    if confusion:
+        matrix = torch.zeros(n_classes, n_classes, dtype=torch.int64)
+        matrix.index_put_((labels.cpu(), predictions.cpu()),
+                          torch.ones(len(labels), dtype=torch.int64), accumulate=True)
+        result["confusion"] = matrix
+    return result

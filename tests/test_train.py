@@ -222,3 +222,31 @@ def test_cosine_schedule_anneals_from_lr_to_near_zero(letters) -> None:
     assert used == [learning_rate(config, epoch) for epoch in (1, 2, 3, 4)]
     with pytest.raises(ConfigError, match="lr_schedule"):
         _config(lr_schedule="linear")
+
+
+def test_train_epoch_reports_the_mean_loss_and_accuracy_of_its_batches() -> None:
+    """The bookkeeping is summed once after the epoch; it must equal per-batch accounting,
+    including a last batch smaller than the others."""
+    from charrec.nn.functions import softmax_cross_entropy
+    from charrec.nn.model import MLP
+    from charrec.train import train_epoch
+
+    generator = torch.Generator().manual_seed(3)
+    images, labels = torch.randn(50, 4, 4, generator=generator), torch.arange(50) % 26
+    torch.manual_seed(0)
+    model = MLP(16, 26, (8,))
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # weights stay: replayable
+    loss, accuracy = train_epoch(model, optimizer, "ce", images, labels, 16,
+                                 [torch.Generator().manual_seed(1), torch.Generator()],
+                                 lambda batch, generator: batch)
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+    order = torch.randperm(50, generator=torch.Generator().manual_seed(1))
+    loss_sum, correct = 0.0, 0
+    for start in range(0, 50, 16):
+        index = order[start:start + 16]
+        logits = model(images[index])
+        loss_sum += softmax_cross_entropy(logits, labels[index]).item() * len(index)
+        correct += int((logits.argmax(dim=1) == labels[index]).sum())
+    assert loss == pytest.approx(loss_sum / 50, rel=1e-6)
+    assert accuracy == correct / 50

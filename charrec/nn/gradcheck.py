@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from charrec.config import make_config
-from charrec.nn import conv, functions, layers
+from charrec.nn import conv, functions, fused, layers
 from charrec.nn.layers import Activation, Linear
 from charrec.nn.model import CNN, build_model
 
@@ -240,6 +240,18 @@ def _op_checks() -> list[Check]:
         Check("Flatten", "torch.flatten", lambda: (
             (_random(2, 3, 2, 2, seed=16),), conv.flatten, lambda x: torch.flatten(x, 1))),
     ]
+    fused_targets = _targets(5, 3, seed=20)
+    for name, builtin in (("relu", torch.relu), ("tanh", torch.tanh)):
+        checks.append(Check(
+            f"MLP {name} + ce, fused",
+            f"F.linear, torch.{name}, F.cross_entropy",
+            lambda name=name, builtin=builtin: (
+                (_away_from_zero(_random(5, 4, seed=21)), _random(6, 4, seed=22),
+                 _random(6, seed=23), _random(3, 6, seed=24), _random(3, seed=25)),
+                lambda x, *params: fused.mlp_cross_entropy(x, fused_targets, name,
+                                                           list(params))[0],
+                lambda x, w1, b1, w2, b2: F.cross_entropy(
+                    F.linear(builtin(F.linear(x, w1, b1)), w2, b2), fused_targets))))
     return checks
 
 
