@@ -86,6 +86,7 @@ def train(
     debug: Debug = False,
 ) -> None:
     """Train a network and save the epoch with the best validation accuracy."""
+    import_torch()
     import torch
 
     torch.set_num_threads(threads)
