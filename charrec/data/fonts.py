@@ -22,7 +22,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFont
+from PIL import ImageFont
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 UPPERCASE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -227,7 +227,7 @@ def glyph(face_index: int, char: str, instance: str) -> tuple[np.ndarray, int]:
                 font.set_variation_by_name(instance)
             _FONTS[face_index, instance] = font
         mask, (_, top) = font.getmask2(char, mode="L")
-        bitmap = np.asarray(Image.frombytes("L", mask.size, bytes(mask)))
+        bitmap = np.frombuffer(bytes(mask), np.uint8).reshape(mask.size[1], mask.size[0])
         rows, cols = np.nonzero(bitmap > 24)
         if rows.size == 0:
             bitmap, top = np.zeros((8, 8), np.uint8), 0

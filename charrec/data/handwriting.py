@@ -5,7 +5,7 @@ own strokes: several skeletons per letter, slant, width, wobble, overshooting or
 lead-in and exit strokes) and in look (thin pen, pencil or marker lines of uneven pressure on
 gray or tinted paper, photographed small and blurred). `pen_glyph` draws the shape, picking one
 of several stroke constructions of the letter; `hand_faces` picks the handwriting fonts;
-`paint_on_paper` turns a letter coverage mask into a photographed sheet of paper.
+`paint_on_paper_batch` turns letter coverage masks into photographed sheets of paper.
 
 The geometry shared with printed letters (crop, rotation, perspective, neighbours) stays in
 `charrec.data.synth`; the built-in skeletons in `charrec.data.strokes.STROKES` are the first
@@ -14,12 +14,11 @@ variant of each letter here.
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
 
+from charrec.data import resampling
 from charrec.data.fonts import GLYPH_PIXELS, FontFace
 from charrec.data.strokes import STROKES, smooth
 from charrec.data.strokes import arc as _arc
@@ -160,8 +159,8 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
     pressure = rng.uniform(0.0, 0.45)
     taper = rng.uniform(0.0, 0.6)
     margin = int(pen) + size // 3
-    picture = Image.new("L", (int(size * 1.8) + 2 * margin, int(size * 1.6) + 2 * margin), 0)
-    draw = ImageDraw.Draw(picture)
+    canvas = np.zeros((int(size * 1.6) + 2 * margin, int(size * 1.8) + 2 * margin), np.uint8)
+    centres, radii = [], []
     lead_in = rng.random() < 0.15
     exit_stroke = rng.random() < 0.2
     for number, stroke in enumerate(strokes):
@@ -186,35 +185,84 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
         radius = pen / 2 * (1 + pressure * np.sin(2 * np.pi * (rng.uniform(0.3, 1.5) * along
                                                                 + rng.uniform(0, 1))))
         radius *= 1 - taper * np.clip(1 - np.minimum(along, 1 - along) / 0.15, 0, 1)
-        # Pillow's ellipse covers x - r .. x + r inclusive: one pixel wider than 2r
-        for (x, y), r in zip(dense.tolist(), np.maximum(radius - 0.5, 0.3).tolist(),
-                             strict=True):
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
-    bitmap = np.asarray(picture)
-    rows, cols = np.nonzero(bitmap)
-    return (np.ascontiguousarray(bitmap[rows.min():rows.max() + 1, cols.min():cols.max() + 1]),
+        centres.append(dense)
+        radii.append(np.maximum(radius + 0.05, 1.0))
+    rows, cols = _stamp_discs(canvas, np.concatenate(centres), np.concatenate(radii))
+    return (np.ascontiguousarray(canvas[rows.min():rows.max() + 1, cols.min():cols.max() + 1]),
             int(rows.min()) - margin)
+
+
+def _stamp_discs(canvas: np.ndarray, centres: np.ndarray, radii: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Fill (255) every pixel whose centre lies within `radii` of `centres` ([P, (x, y)]): the
+    round nib stamped at every point of the strokes at once (one ellipse call per point took
+    most of the rendering time). Returns the rows and columns filled."""
+    reach = int(math.ceil(float(radii.max())))
+    offsets = np.arange(-reach, reach + 1)
+    base = np.rint(centres).astype(np.int64)  # [P, 2] nearest pixel of each point
+    xs = base[:, 0, None, None] + offsets[None, None, :]  # [P, 1, K]
+    ys = base[:, 1, None, None] + offsets[None, :, None]  # [P, K, 1]
+    inside = (xs - centres[:, 0, None, None]) ** 2 + (ys - centres[:, 1, None, None]) ** 2 \
+        <= (radii ** 2)[:, None, None]
+    height, width = canvas.shape
+    inside &= (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    rows = np.broadcast_to(ys, inside.shape)[inside]
+    cols = np.broadcast_to(xs, inside.shape)[inside]
+    canvas[rows, cols] = 255
+    return rows, cols
 
 
 # ------------------------------------------------------------------------- ink on paper
 
 
 def _soft_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
-    """A smooth random field in [-1, 1] from a coarse grid of `cells` x `cells` values."""
-    coarse = Image.fromarray(((rng.uniform(-1, 1, (cells, cells)) + 1) * 127.5).astype(np.uint8))
-    field = np.asarray(coarse.resize(shape[::-1], Image.Resampling.BICUBIC), np.float32)
-    return field / 127.5 - 1
+    """A smooth random field in about [-1, 1] from a coarse grid of `cells` x `cells` values
+    (bicubic interpolation, as a product of two matrices)."""
+    coarse = rng.uniform(-1, 1, (cells, cells)).astype(np.float32)
+    rows = resampling.resize_matrix(cells, shape[0], resampling.BICUBIC)
+    cols = resampling.resize_matrix(cells, shape[1], resampling.BICUBIC)
+    return rows @ coarse @ cols.T
 
 
 def paint_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Letter coverage [H, W] in [0, 1] -> uint8 RGB [H, W, 3] of pen, pencil or marker on paper.
+    """Letter coverage [H, W] in [0, 1] -> uint8 RGB [H, W, 3] of pen, pencil or marker on paper
+    (one image of `paint_on_paper_batch`)."""
+    return paint_on_paper_batch([rng], mask[None])[0]
+
+
+def paint_on_paper_batch(generators: list[np.random.Generator], masks: np.ndarray) -> np.ndarray:
+    """Letter coverages [N, H, W] in [0, 1] -> uint8 RGB [N, H, W, 3], each drawn with its own
+    generator: pen, pencil or marker on paper.
 
     Paper is white to mid gray (photographed under room light), sometimes tinted, with uneven
     light and texture; ink is dark (a light-on-dark board now and then), pencil grainy and
-    faint. The picture is then shrunk to the 15-60 px of a real crop and stretched back, so
+    faint. The picture is then shrunk to the 16-60 px of a real crop and stretched back, so
     the blur of small photos is learnt, and gets camera noise and sometimes JPEG artefacts.
+    The shrinking, blurring and stretching of all images is two batched matrix products
+    (`charrec.data.resampling`).
     """
-    height, width = mask.shape
+    count, height, width = masks.shape
+    colour = np.empty((count, height, width, 3), np.float32)
+    rows = np.empty((count, height, height), np.float32)
+    cols = np.empty((count, width, width), np.float32)
+    noise = np.empty((count, height, width, 1), np.float32)
+    jpeg_quality = [0] * count
+    for row, (rng, mask) in enumerate(zip(generators, masks, strict=True)):
+        colour[row] = _ink_on_paper(rng, mask)
+        rows[row], cols[row] = _camera(rng, height, width)
+        noise[row] = rng.normal(0, rng.uniform(0.3, 4), (height, width, 1))
+        if rng.random() < 0.2:
+            jpeg_quality[row] = int(rng.integers(30, 90))
+    pixels = resampling.apply_separable(np.clip(colour, 0, 1) * 255, rows, cols) + noise
+    pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+    for row, quality in enumerate(jpeg_quality):
+        if quality:
+            pixels[row] = resampling.jpeg(pixels[row], quality)
+    return pixels
+
+
+def _ink_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """Float RGB [H, W, 3] in about [0, 1]: the letter in pencil, pen or marker on paper."""
     paper = rng.uniform(0.55, 0.97)
     tool = rng.random()
     if tool < 0.3:  # pencil: faint and grainy
@@ -236,23 +284,18 @@ def paint_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     gray = ((paper + texture) + (ink - paper) * coverage) * light
     tint = rng.normal(0, rng.uniform(0, 0.04), 3).astype(np.float32)
     ink_tint = rng.normal(0, rng.uniform(0, 0.15), 3).astype(np.float32) if tool >= 0.3 else 0
-    rgb = gray[..., None] + tint + ink_tint * coverage[..., None]
-    pixels = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
-    picture = Image.fromarray(pixels)
-    if rng.random() < 0.85:  # the real crop's size: 15-60 px a side, stretched to the input size
-        small = (int(rng.integers(16, 61)), int(rng.integers(16, 61)))
-        picture = picture.resize(small, Image.Resampling.BOX if rng.random() < 0.5 else
-                                 Image.Resampling.BILINEAR)
-        if rng.random() < 0.35:
-            picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.9))))
-        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
-    elif rng.random() < 0.4:
-        picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
-    pixels = np.asarray(picture).astype(np.float32)
-    pixels += rng.normal(0, rng.uniform(0.3, 4), (height, width, 1))
-    pixels = np.clip(pixels, 0, 255).astype(np.uint8)
-    if rng.random() < 0.2:
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, "JPEG", quality=int(rng.integers(30, 90)))
-        pixels = np.asarray(Image.open(buffer).convert("RGB"))
-    return pixels
+    return gray[..., None] + tint + ink_tint * coverage[..., None]
+
+
+def _camera(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column matrices of one photo: mostly the real crop's size, 16-60 px a side,
+    stretched to the input size (sometimes blurred there), else maybe a blur at full size."""
+    if rng.random() < 0.85:
+        small = (int(rng.integers(16, 61)), int(rng.integers(16, 61)))  # (width, height)
+        method = resampling.BOX if rng.random() < 0.5 else resampling.BILINEAR
+        sigma = resampling.quantised_sigma(rng.uniform(0.3, 0.9)) if rng.random() < 0.35 else 0.0
+        return (resampling.camera_matrix(height, small[1], method, sigma),
+                resampling.camera_matrix(width, small[0], method, sigma))
+    sigma = resampling.quantised_sigma(rng.uniform(0.3, 1.0)) if rng.random() < 0.4 else 0.0
+    return resampling.camera_matrix(height, sigma=sigma), resampling.camera_matrix(width,
+                                                                                   sigma=sigma)

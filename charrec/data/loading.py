@@ -28,6 +28,8 @@ from charrec.errors import DataError, ImageError
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 CLASS_INDEX = {letter: index for index, letter in enumerate(CLASSES)}
+DECODE_CHUNK = 256  # images per thread-pool task when decoding
+SMALL_FILE_BYTES = 16 * 1024  # images this small are decoded in one thread (see decode_images)
 
 
 @dataclass
@@ -159,14 +161,27 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
     Unreadable images are skipped (or, with `strict`, raise the first error).
     """
 
-    def load(path: Path) -> torch.Tensor | ImageError:
-        try:
-            return load_gray(path, norm_size)
-        except ImageError as error:
-            return error
+    def load(chunk: Sequence[Path]) -> list[torch.Tensor | ImageError]:
+        results: list[torch.Tensor | ImageError] = []
+        for path in chunk:
+            try:
+                results.append(load_gray(path, norm_size))
+            except ImageError as error:
+                results.append(error)
+        return results
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(load, paths))
+    # Threads pay only when decoding releases the GIL for long (photos of some size). Small
+    # files, like the 26,000 built-in letters of 32x32 (0.13 ms each), decode 1.5-2 times
+    # faster in one thread; with one future per image, four threads were 2-3 times slower.
+    if _small_files(paths):
+        workers = 1
+    chunk_size = max(1, min(DECODE_CHUNK, len(paths) // (4 * workers)))
+    chunks = [paths[start:start + chunk_size] for start in range(0, len(paths), chunk_size)]
+    if workers == 1:
+        results = [result for chunk in chunks for result in load(chunk)]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = [result for chunk in pool.map(load, chunks) for result in chunk]
     errors = [(str(path), str(result)) for path, result in zip(paths, results, strict=True)
               if isinstance(result, ImageError)]
     if errors and strict:
@@ -175,6 +190,17 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
     pixels = [result for result in results if not isinstance(result, ImageError)]
     images = normalise(torch.stack(pixels)) if pixels else torch.empty(0, *norm_size)
     return images, ok, errors
+
+
+def _small_files(paths: Sequence[Path], sample: int = 32) -> bool:
+    """Whether the first images are small files (under SMALL_FILE_BYTES on average)."""
+    sizes = []
+    for path in paths[:sample]:
+        try:
+            sizes.append(Path(path).stat().st_size)
+        except OSError:
+            continue
+    return bool(sizes) and sum(sizes) / len(sizes) < SMALL_FILE_BYTES
 
 
 def load_split(data_dir: str | Path, split: str, norm_size: tuple[int, int], seed: int = 0,

@@ -49,3 +49,27 @@ def test_hand_faces_picks_handwriting_families_by_name():
              FontFace("b.ttf", 0, "DejaVu Sans", "Bold", LETTERS),
              FontFace("c.ttf", 0, "Indie Flower", "", LETTERS)]
     assert hand_faces(faces) == [0, 2]
+
+
+def test_the_nib_stamps_round_dots_of_the_given_radius():
+    from charrec.data.handwriting import _stamp_discs
+
+    canvas = np.zeros((40, 40), np.uint8)
+    rows, cols = _stamp_discs(canvas, np.array([[10.0, 10.0], [30.0, 20.0]]),
+                              np.array([1.0, 4.0]))
+    assert canvas[10, 10] == 255 and canvas[10, 11] == 255 and canvas[11, 11] == 0
+    assert (canvas[:20, :20] > 0).sum() == 5  # radius 1: the pixel and its four neighbours
+    big = (canvas[:, 20:] > 0).sum()
+    assert abs(big - np.pi * 16) < 8 and canvas[20, 34] == 255 and canvas[20, 35] == 0
+    assert len(rows) == len(cols) >= (canvas > 0).sum()
+
+
+def test_a_batch_of_paper_is_each_image_painted_alone():
+    from charrec.data.handwriting import paint_on_paper_batch
+
+    masks = np.zeros((3, 32, 32), np.float32)
+    masks[:, 6:26, 14:18] = 1.0
+    together = paint_on_paper_batch([np.random.default_rng(seed) for seed in range(3)], masks)
+    for seed in range(3):
+        assert np.array_equal(together[seed], paint_on_paper(np.random.default_rng(seed),
+                                                             masks[seed]))

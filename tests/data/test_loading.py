@@ -313,3 +313,17 @@ def test_missing_image_and_folder(tmp_path: Path) -> None:
         load_image(tmp_path / "nope.png", NORM_SIZE)
     with pytest.raises(ImageError, match="directory"):
         load_image(tmp_path, NORM_SIZE)
+
+
+def test_small_files_decode_in_one_thread_to_the_same_tensors(course_dataset: Path,
+                                                              monkeypatch) -> None:
+    from charrec.data import loading
+
+    paths = [path for path, _ in list_split(course_dataset, "train")]
+    assert loading._small_files(paths)  # the drawn letters are small files
+    one_thread, ok, _ = loading.decode_images(paths, NORM_SIZE, workers=4)
+    monkeypatch.setattr(loading, "SMALL_FILE_BYTES", 0)  # now they count as big: threads
+    assert not loading._small_files(paths)
+    threads, ok_threads, _ = loading.decode_images(paths, NORM_SIZE, workers=4)
+    assert torch.equal(one_thread, threads) and ok == ok_threads and all(ok)
+    assert len(one_thread) == len(paths)

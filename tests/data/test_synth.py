@@ -173,3 +173,44 @@ def test_every_letter_has_a_pen_drawn_form():
         assert np.array_equal(first, again)  # the same generator draws the same letter
         if letter in UPPERCASE:
             assert abs(top) < first.shape[0] * 0.3  # capitals start near the cap line
+
+
+def test_a_chunk_renders_the_same_whatever_was_rendered_before_it():
+    """Workers render chunks in any order and keep caches between them (glyphs, grids,
+    matrices): what one chunk leaves behind must not change the next one."""
+    import numpy as np
+
+    from charrec.data import fonts
+
+    fonts.use_faces(fonts.find_font_faces())
+    alone = synth.render_letters(40, 80, 3, (32, 32))
+    synth.render_letters(0, 40, 3, (32, 32))
+    synth.render_letters(80, 160, 5, (32, 32))
+    after_others = synth.render_letters(40, 80, 3, (32, 32))
+    assert np.array_equal(alone, after_others)
+
+
+def test_images_are_colour_letters_of_every_class_in_both_looks():
+    import numpy as np
+
+    from charrec.data import fonts
+
+    fonts.use_faces(fonts.find_font_faces())
+    images = synth.render_letters(0, 104, 0, (32, 32))
+    assert images.shape == (104, 32, 32, 3) and images.dtype == np.uint8
+    contrast = images.reshape(104, -1).max(axis=1) - images.reshape(104, -1).min(axis=1)
+    assert (contrast >= 30).mean() > 0.9  # something is drawn on nearly every image
+    rngs = [np.random.default_rng([0, index]) for index in range(104)]
+    handwritten = sum(rng.random() < synth.HANDWRITING_PROBABILITY for rng in rngs)
+    assert 30 <= handwritten <= 74  # the half-handwritten mix
+
+
+def test_png_files_are_written_exactly():
+    import io
+
+    import numpy as np
+
+    pixels = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
+    with Image.open(io.BytesIO(synth.png_bytes(pixels))) as image:
+        assert image.mode == "RGB" and image.size == (24, 20)
+        assert np.array_equal(np.asarray(image), pixels)
