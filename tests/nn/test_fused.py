@@ -27,13 +27,21 @@ def _params(sizes, bias: bool, seed: int, dtype=torch.float64):
     return weights, biases
 
 
+def _gradcheck_inputs(sizes: tuple[int, ...], bias: bool, seed: int
+                      ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """float64 input [6, sizes[0]] (kept off relu's kink at 0) and the layers' parameters,
+    weight and bias interleaved, all requiring gradients."""
+    weights, biases = _params(sizes, bias, seed=seed)
+    x = torch.randn(6, sizes[0], dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(seed + 1))
+    x = (x + 0.1 * x.sign()).requires_grad_()
+    return x, [tensor for pair in zip(weights, biases, strict=True) for tensor in pair]
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize("bias", [True, False])
 def test_gradcheck_float64(act: str, bias: bool) -> None:
-    weights, biases = _params((5, 4, 3, 2), bias, seed=1)
-    x = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    x = (x + 0.1 * x.sign()).requires_grad_()  # away from relu's kink at 0
-    params = [tensor for pair in zip(weights, biases, strict=True) for tensor in pair]
+    x, params = _gradcheck_inputs((5, 4, 3, 2), bias, seed=1)
     assert torch.autograd.gradcheck(lambda x, *p: MLPFunction.apply(x, act, *p), (x, *params))
 
 
@@ -93,11 +101,8 @@ def _fused_loss(x, targets, act, params):
 @pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize("bias", [True, False])
 def test_mlp_cross_entropy_gradcheck_float64(act: str, bias: bool) -> None:
-    weights, biases = _params((5, 4, 3, 4), bias, seed=11)
-    x = torch.randn(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
-    x = (x + 0.1 * x.sign()).requires_grad_()  # away from relu's kink at 0
+    x, params = _gradcheck_inputs((5, 4, 3, 4), bias, seed=11)
     targets = torch.tensor([0, 3, 1, 2, 3, 0])
-    params = [tensor for pair in zip(weights, biases, strict=True) for tensor in pair]
     inputs = (x, *[tensor for tensor in params if tensor is not None])
 
     def loss(x, *given):
