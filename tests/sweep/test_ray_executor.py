@@ -262,12 +262,14 @@ def test_the_failed_row_names_the_node_and_process_the_task_started_in(fake_ray)
         list(executor.run(crash_after_starting, [7]))
 
 
+def interrupt_after_first_row(status: Any) -> None:
+    """A sweep's progress callback that presses Ctrl-C once the first trial has finished."""
+    if status.done == 1:
+        raise KeyboardInterrupt
+
+
 def test_ctrl_c_cancels_pending_tasks_and_keeps_finished_rows(fake_ray, sweep_file, tmp_path):
     folder, spec, trials = new_run(sweep_file, tmp_path / "run")
-
-    def interrupt_after_first_row(status: Any) -> None:
-        if status.done == 1:
-            raise KeyboardInterrupt
 
     with RayExecutor(None, jobs=2, threads=1) as executor, pytest.raises(KeyboardInterrupt):
         run_sweep(folder, spec, trials, executor, keep="none",
@@ -278,10 +280,6 @@ def test_ctrl_c_cancels_pending_tasks_and_keeps_finished_rows(fake_ray, sweep_fi
 
 def test_resume_with_another_executor_runs_only_the_rest(fake_ray, sweep_file, tmp_path):
     folder, spec, trials = new_run(sweep_file, tmp_path / "run")
-
-    def interrupt_after_first_row(status: Any) -> None:
-        if status.done == 1:
-            raise KeyboardInterrupt
 
     with RayExecutor(None, jobs=2, threads=1) as executor, pytest.raises(KeyboardInterrupt):
         run_sweep(folder, spec, trials, executor, on_progress=interrupt_after_first_row)
