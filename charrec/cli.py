@@ -415,7 +415,6 @@ def predict(
     from charrec.errors import ConfigError
     from charrec.models.resolve import describe_model
     from charrec.predict import predict_images
-
     from charrec.report import progress_task
 
     given = [*(images or []), *(im_path or [])]

@@ -26,7 +26,8 @@ def passing_run() -> list[dict]:
 def test_every_function_and_architecture_is_checked(passing_run) -> None:
     ops = [row["op"] for row in passing_run]
     for name in ("Linear", "relu", "sigmoid", "tanh", "softmax cross-entropy", "softmax MSE",
-                 "Conv2d 3×3", "MaxPool2d 2×2/2", "Flatten", "MLP relu + ce, fused", "MLP tanh + ce, fused"):
+                 "Conv2d 3×3", "MaxPool2d 2×2/2", "Flatten", "MLP relu + ce, fused",
+                 "MLP tanh + ce, fused"):
         assert name in ops
     for act in ("relu", "sigmoid", "tanh", "none"):
         for loss in ("ce", "mse"):
