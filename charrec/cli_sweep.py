@@ -123,12 +123,13 @@ def ensure_data(data_dir: Path) -> None:
         return
     with Progress(console=console.rich, transient=True) as progress:
         task = progress.add_task("rendering letters", total=None)
-        manifest = ensure_dataset(
+        rendered = ensure_dataset(
             data_dir, on_start=lambda path: progress.console.print(
                 f"No dataset at {path}: generating the built-in synthetic letters there."),
             progress=lambda done, total: progress.update(task, completed=done, total=total))
-    if manifest is not None:
-        console.print(f"Generated {sum(manifest['counts'].values())} images at {data_dir}.")
+    if rendered is not None:
+        console.print(f"Generated {sum(rendered.manifest['counts'].values())} images at "
+                      f"{data_dir}.")
 
 
 def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: str,

@@ -268,18 +268,21 @@ def build_training(config: TrainConfig) -> tuple[nn.Module, torch.optim.Optimize
 def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
                  ) -> tuple[TrainConfig, dict[str, LetterData]]:
     """Render the built-in letters if `config.data_dir` holds no dataset, settle `augment: auto`
-    and decode every split."""
+    and read every split (a dataset rendered just now comes from memory, not its files)."""
     from charrec.data.synth import ensure_dataset
 
     data_dir = Path(config.data_dir)
-    manifest = ensure_dataset(data_dir, on_start=callbacks.on_generate,
+    rendered = ensure_dataset(data_dir, on_start=callbacks.on_generate,
                               progress=callbacks.on_render)
-    if manifest is not None and callbacks.on_generated:
-        callbacks.on_generated(manifest)
+    if rendered is not None and callbacks.on_generated:
+        callbacks.on_generated(rendered.manifest)
     config = resolve_augment(config)
     if callbacks.on_loading:
         callbacks.on_loading(data_dir)
-    data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
+    if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
+        data = rendered.splits(data_dir)  # just written: the same pixels as decoding the files
+    else:
+        data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
     if callbacks.on_data:
         callbacks.on_data(data)
     return config, data

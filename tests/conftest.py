@@ -6,7 +6,9 @@ suite is repeatable."""
 
 from __future__ import annotations
 
+import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,10 @@ torch.set_num_threads(1)
 # usual one (KeyboardInterrupt), as a terminal user has it.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# charrec's per-user cache (the font checks, `charrec.data.font_cache`) goes to a folder of this
+# run, inherited by the commands the tests start: the suite neither reads nor writes the user's.
+os.environ["CHARREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="charrec-test-cache-")
 
 settings.register_profile("charrec", derandomize=True, database=None, deadline=None)
 settings.load_profile("charrec")

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ImageFont
 
+from charrec.data.font_cache import faces_of_files
+
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 UPPERCASE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOWERCASE = UPPERCASE.lower()
@@ -164,11 +166,9 @@ def _faces_in(path: Path) -> list[FontFace]:
 def find_font_faces(extra_dirs: Sequence[Path] = ()) -> list[FontFace]:
     """Usable faces (glyph-checked), one per distinct family and style, in a stable order."""
     faces: dict[tuple[str, str], FontFace] = {}
-    for path in candidate_files(extra_dirs):
-        try:
-            found = _faces_in(path)
-        except (OSError, ValueError):
-            continue  # an unreadable or broken font file is skipped, like fontconfig does
+    # an unreadable or broken font file is left out, like fontconfig does; the checks of
+    # unchanged files come from the per-user cache (`charrec.data.font_cache`)
+    for found in faces_of_files(candidate_files(extra_dirs), _faces_in, FontFace).values():
         for face in found:
             faces.setdefault((face.family.lower(), face.style.lower()), face)
     return sorted(faces.values(), key=lambda face: (face.family.lower(), face.style.lower(),

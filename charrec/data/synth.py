@@ -23,6 +23,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ from charrec.files import children_ignore_interrupt, deferred_interrupt
 
 if TYPE_CHECKING:
     import torch
+
+    from charrec.data.loading import LetterData
 
 DEFAULT_PER_CLASS = 1000
 SPLIT_SHARES = (("train", 0.8), ("validation", 0.1), ("test", 0.1))  # of each letter's images
@@ -63,6 +66,39 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Pillow's RGB -> L we
 # ------------------------------------------------------------------------------ the public API
 
 
+@dataclass
+class Rendered:
+    """A freshly rendered dataset: its manifest, and every image as the grayscale pixels that
+    decoding its files would give (uint8 [N, H, W], image i at row i), so training can start
+    without reading back the files it has just written."""
+
+    manifest: dict
+    gray: np.ndarray
+    name_width: int  # digits of the image file names
+
+    def splits(self, data_dir: Path) -> dict[str, LetterData]:
+        """The three splits as `charrec.data.loading.load_splits` reads them from `data_dir`
+        (same images, labels, order and paths), made from the pixels in memory."""
+        import torch
+
+        from charrec.data.loading import LetterData
+        from charrec.data.preprocess import normalise
+
+        per_class = self.manifest["per_class"]
+        members: dict[str, list[int]] = {split: [] for split, _ in SPLIT_SHARES}
+        for index in range(per_class * len(CLASSES)):
+            members[split_of(index // len(CLASSES), per_class)].append(index)
+        images_dir = Path(data_dir) / "images"
+        data = {}
+        for split, indices in members.items():
+            rows = torch.as_tensor(indices, dtype=torch.int64)
+            data[split] = LetterData(normalise(torch.from_numpy(self.gray)[rows]),
+                                     rows % len(CLASSES),
+                                     [str(images_dir / f"{index:0{self.name_width}d}.png")
+                                      for index in indices])
+        return data
+
+
 def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
                      font_dirs: Sequence[Path] = (), norm_size: tuple[int, int] = (32, 32),
                      workers: int | None = None,
@@ -72,6 +108,15 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
     `per_class` images of each letter are split 80/10/10 into train/validation/test. The images
     and the three label files are byte-identical for a seed, whatever `workers` is.
     """
+    return render_dataset(out_dir, per_class, seed, font_dirs, norm_size, workers,
+                          progress).manifest
+
+
+def render_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
+                   font_dirs: Sequence[Path] = (), norm_size: tuple[int, int] = (32, 32),
+                   workers: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Rendered:
+    """`generate_dataset`, also handing back the images' grayscale pixels (`Rendered`)."""
     out_dir = Path(out_dir)
     if per_class < 3:
         raise ConfigError(f"--per-class must be at least 3 (one image per split), got {per_class}")
@@ -93,7 +138,7 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
     started = time.perf_counter()
     try:
         job = (str(temp_dir / "images"), seed, tuple(norm_size), name_width)
-        worker_count = _render_all(job, total, faces, workers, progress)
+        worker_count, gray = _render_all(job, total, faces, workers, progress)
         seconds = time.perf_counter() - started
         manifest = _write_label_files(temp_dir, per_class, name_width)
         manifest.update({
@@ -109,7 +154,7 @@ def generate_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: in
         os.replace(temp_dir, out_dir)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
-    return manifest
+    return Rendered(manifest, gray, name_width)
 
 
 def holds_anything(data_dir: Path) -> bool:
@@ -118,15 +163,15 @@ def holds_anything(data_dir: Path) -> bool:
 
 
 def ensure_dataset(data_dir: Path, on_start: Callable[[Path], None] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> dict | None:
-    """Render the built-in letters at `data_dir` if it holds nothing yet; return their manifest,
-    or None when a dataset (or anything else) is already there."""
+                   progress: Callable[[int, int], None] | None = None) -> Rendered | None:
+    """Render the built-in letters at `data_dir` if it holds nothing yet and return them, or None
+    when a dataset (or anything else) is already there."""
     data_dir = Path(data_dir)
     if holds_anything(data_dir):
         return None
     if on_start:
         on_start(data_dir)
-    return generate_dataset(data_dir, progress=progress)
+    return render_dataset(data_dir, progress=progress)
 
 
 def render_batch(count: int, seed: int, norm_size: tuple[int, int],
@@ -142,8 +187,7 @@ def render_batch(count: int, seed: int, norm_size: tuple[int, int],
         raise DataError("no usable fonts found: install the font packages with "
                         "`pip install -e \".[fonts]\"` or pass --fonts DIR with .ttf/.otf files")
     fonts.use_faces(faces)
-    rgb = render_letters(0, count, seed, norm_size).astype(np.float32)
-    gray = np.clip(np.rint(rgb @ LUMA), 0, 255).astype(np.uint8)
+    gray = to_gray(render_letters(0, count, seed, norm_size))
     labels = torch.arange(count, dtype=torch.int64) % len(CLASSES)
     return normalise(torch.from_numpy(gray)), labels
 
@@ -157,18 +201,26 @@ def split_of(position: int, per_class: int) -> str:
 
 
 def _render_all(job: tuple, total: int, faces: Sequence[fonts.FontFace], workers: int | None,
-                progress: Callable[[int, int], None] | None) -> int:
-    """Render images 0..total-1 in chunks, in a spawn process pool; returns the worker count."""
+                progress: Callable[[int, int], None] | None) -> tuple[int, np.ndarray]:
+    """Render images 0..total-1 in chunks, in a spawn process pool -> (the worker count, every
+    image's grayscale pixels uint8 [total, H, W])."""
     chunks = [(start, min(start + CHUNK_SIZE, total)) for start in range(0, total, CHUNK_SIZE)]
     worker_count = min(workers or os.cpu_count() or 1, len(chunks))
+    gray = np.empty((total, *job[2]), np.uint8)
     done = 0
+
+    def collect(start: int, pixels: np.ndarray) -> None:
+        nonlocal done
+        gray[start:start + len(pixels)] = pixels
+        done += len(pixels)
+        if progress:
+            progress(done, total)
+
     if worker_count <= 1:
         fonts.use_faces(faces)
         for start, stop in chunks:
-            done += _render_chunk(job, start, stop)
-            if progress:
-                progress(done, total)
-        return 1
+            collect(*_render_chunk(job, start, stop))
+        return 1, gray
     context = get_context("spawn")
     started = context.Semaphore(0)  # released by each worker once it is up
     pool = ProcessPoolExecutor(worker_count, mp_context=context, initializer=_start_worker,
@@ -181,9 +233,7 @@ def _render_all(job: tuple, total: int, faces: Sequence[fonts.FontFace], workers
                 futures.append(pool.submit(_render_chunk, job, start, stop))
                 spawned = min(worker_count, len(futures))
         for future in as_completed(futures):
-            done += future.result()
-            if progress:
-                progress(done, total)
+            collect(*future.result())
     finally:  # on Ctrl-C or an error, drop the chunks not started instead of waiting for them
         with deferred_interrupt():  # a second Ctrl-C must not leave workers writing on
             # a worker still starting up when the pool closes fails to open the pool's
@@ -191,7 +241,7 @@ def _render_all(job: tuple, total: int, faces: Sequence[fonts.FontFace], workers
             for _ in range(spawned):
                 started.acquire(timeout=WORKER_START_TIMEOUT)
             pool.shutdown(wait=True, cancel_futures=True)
-    return worker_count
+    return worker_count, gray
 
 
 def _start_worker(faces: Sequence[fonts.FontFace], started: Any) -> None:
@@ -216,13 +266,23 @@ def _write_label_files(root: Path, per_class: int, name_width: int) -> dict:
     return {"counts": counts, "counts_per_class": per_class_counts}
 
 
-def _render_chunk(job: tuple, start: int, stop: int) -> int:
+def _render_chunk(job: tuple, start: int, stop: int) -> tuple[int, np.ndarray]:
+    """Render and write images start..stop-1 -> (start, their grayscale pixels [N, H, W]): what
+    decoding the files gives, so the parent can train without reading them back."""
     images_dir, seed, norm_size, name_width = job
     images = render_letters(start, stop, seed, norm_size)
     for index, pixels in zip(range(start, stop), images, strict=True):
         with open(os.path.join(images_dir, f"{index:0{name_width}d}.png"), "wb") as file:
             file.write(png_bytes(pixels))
-    return stop - start
+    return start, to_gray(images)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB [..., 3] -> uint8 gray [...], exactly as Pillow's `convert("L")` computes it
+    (ITU-R 601-2 luma in 16-bit fixed point, rounded), which is what charrec's preprocessing
+    does to a decoded RGB file."""
+    weights = np.array([19595, 38470, 7471], np.uint32)
+    return ((rgb.astype(np.uint32) @ weights + 0x8000) >> 16).astype(np.uint8)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -57,6 +57,35 @@ def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path, mon
     assert sum(one[name] != other[name] for name in one) > len(one) * 0.9
 
 
+def test_rendered_splits_equal_the_splits_read_back_from_the_files(tmp_path, monkeypatch):
+    """Training takes a fresh dataset's pixels from the renderer instead of decoding the files
+    it has just written: the tensors, labels, order and paths must be exactly what decoding
+    gives, whichever worker rendered which chunk."""
+    import torch
+
+    from charrec.data.loading import load_splits
+
+    monkeypatch.setattr(synth, "CHUNK_SIZE", 40)  # chunks finish out of order in two workers
+    out = tmp_path / "letters"
+    rendered = synth.render_dataset(out, per_class=5, seed=3, workers=2)
+    in_memory, decoded = rendered.splits(out), load_splits(out, (32, 32))
+    assert in_memory.keys() == decoded.keys()
+    for split, letters in decoded.items():
+        assert torch.equal(in_memory[split].images, letters.images), split
+        assert torch.equal(in_memory[split].labels, letters.labels), split
+        assert in_memory[split].paths == letters.paths, split
+        assert in_memory[split].images.dtype == torch.float32 and not in_memory[split].skipped
+
+
+def test_to_gray_is_pillows_grayscale_conversion():
+    import numpy as np
+
+    levels = np.arange(256, dtype=np.uint8)
+    rgb = np.stack(np.meshgrid(levels, levels, levels[::7], indexing="ij"), axis=-1)
+    rgb = rgb.reshape(-1, 256, 3)
+    assert np.array_equal(synth.to_gray(rgb), np.asarray(Image.fromarray(rgb).convert("L")))
+
+
 def test_norm_size_sets_the_image_size(tmp_path):
     synth.generate_dataset(tmp_path / "small", per_class=3, norm_size=(20, 24), workers=1)
     with Image.open(next((tmp_path / "small" / "images").iterdir())) as image:
