@@ -149,13 +149,13 @@ def test_each_image_is_decoded_once_per_run(course_dataset: Path, tmp_path: Path
                                             monkeypatch) -> None:
     """Three epochs of `charrec train` read every image exactly once (into memory)."""
     calls: list[str] = []
-    real_load_gray = data_module.load_gray  # the per-image decode; normalising is batched
+    real_read_gray = data_module.read_gray  # the per-image decode; normalising is batched
 
-    def counting_load_gray(path, norm_size):
+    def counting_read_gray(path, norm_size):
         calls.append(str(path))
-        return real_load_gray(path, norm_size)
+        return real_read_gray(path, norm_size)
 
-    monkeypatch.setattr(data_module, "load_gray", counting_load_gray)
+    monkeypatch.setattr(data_module, "read_gray", counting_read_gray)
     result = CliRunner().invoke(app, ["train", "--data-dir", str(course_dataset), "--epochs", "3",
                                       "--hidden", "16", "--batch-size", "16",
                                       "--out", str(tmp_path / "model.pth")])

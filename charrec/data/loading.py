@@ -13,6 +13,7 @@ decoded once per run (in a thread pool) into one float32 tensor [N, H, W].
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from charrec import CLASSES
-from charrec.data.preprocess import IMAGE_SUFFIXES, load_gray, normalise
+from charrec.data.preprocess import IMAGE_SUFFIXES, normalise, read_gray
 from charrec.errors import DataError, ImageError
 
 SPLITS = ("train", "validation", "test")
@@ -86,18 +87,19 @@ def _read_label_file(data_dir: Path, split: str) -> list[tuple[Path, int]]:
         raise DataError(f"{path}: expected a JSON object {{\"image file\": \"letter\"}}, "
                         f"got {type(entries).__name__}")
     items, bad = [], []
+    images_dir = data_dir / "images"
     for name, label in entries.items():
-        if Path(name).is_absolute() or ".." in Path(name).parts:
+        if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
             raise DataError(f"{path}: image name {name!r} must be relative to images/ "
                             f"(no absolute paths or '..')")
         try:
-            items.append((data_dir / "images" / name, label_index(label)))
+            items.append((images_dir / name, label_index(label)))
         except DataError:
             bad.append(f"{name!r}: {label!r}")
     if bad:
         raise DataError(f"{path}: " + _summarise(bad, "labels are not a single letter A-Z/a-z"))
-    missing = [image.relative_to(data_dir / "images").as_posix() for image, _ in items
-               if not image.is_file()]
+    missing = [image.relative_to(images_dir).as_posix() for image, _ in items
+               if not os.path.isfile(image)]
     if missing:
         raise DataError(f"{path}: " + _summarise(missing, f"entries name images missing from "
                                                           f"{data_dir / 'images'}"))
@@ -161,11 +163,11 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
     Unreadable images are skipped (or, with `strict`, raise the first error).
     """
 
-    def load(chunk: Sequence[Path]) -> list[torch.Tensor | ImageError]:
-        results: list[torch.Tensor | ImageError] = []
+    def load(chunk: Sequence[Path]) -> list[bytes | ImageError]:
+        results: list[bytes | ImageError] = []
         for path in chunk:
             try:
-                results.append(load_gray(path, norm_size))
+                results.append(read_gray(path, norm_size))
             except ImageError as error:
                 results.append(error)
         return results
@@ -188,7 +190,10 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
         raise DataError(_summarise([reason for _, reason in errors], "images could not be read"))
     ok = [not isinstance(result, ImageError) for result in results]
     pixels = [result for result in results if not isinstance(result, ImageError)]
-    images = normalise(torch.stack(pixels)) if pixels else torch.empty(0, *norm_size)
+    if not pixels:
+        return torch.empty(0, *norm_size), ok, errors
+    gray = torch.frombuffer(bytearray(b"".join(pixels)), dtype=torch.uint8)
+    images = normalise(gray.view(len(pixels), *norm_size))
     return images, ok, errors
 
 

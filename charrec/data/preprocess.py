@@ -14,37 +14,42 @@ import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from charrec.errors import ImageError
 
+ORIENTATION = ExifTags.Base.Orientation
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm", ".pbm")
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """Decode an image file fully (first frame), upright per EXIF; ImageError if it can't be."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
+    """Decode an image file fully (first frame), upright per EXIF; ImageError if it can't be.
+
+    The file is opened first and examined only when that fails (a missing file, a folder), so
+    the common case costs no extra system calls: decoding a dataset opens thousands of files.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.seek(0)
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                return upright if upright is not image else image.copy()
+                if image.getexif().get(ORIENTATION, 1) == 1:
+                    return image.copy()  # upright already (most files have no EXIF at all)
+                return ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{path}: image too large (declared size exceeds Pillow's safety limit "
                          f"of {Image.MAX_IMAGE_PIXELS} pixels)") from None
     except UnidentifiedImageError:
-        size = path.stat().st_size
+        size = Path(path).stat().st_size
         reason = "empty file" if size == 0 else "not an image Pillow can read"
         raise ImageError(f"{path}: {reason}") from None
     except Exception as error:  # noqa: BLE001 - decoders of hostile files raise all sorts
+        if not Path(path).exists():
+            raise ImageError(f"{path}: no such file") from None
+        if Path(path).is_dir():
+            raise ImageError(f"{path}: is a directory, not an image") from None
         raise ImageError(f"{path}: cannot decode image ({type(error).__name__}: {error})"
                          ) from None
 
@@ -86,8 +91,18 @@ def _contrasting_background(rgba: Image.Image) -> int:
 def resize_gray(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
     """The per-image step: any PIL image -> grayscale resized to (H, W), uint8 tensor [H, W]."""
     height, width = norm_size
-    gray = to_grayscale(image).resize((width, height), Image.Resampling.BILINEAR)
-    return torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8).view(height, width)
+    return torch.frombuffer(bytearray(gray_bytes(image, norm_size)),
+                            dtype=torch.uint8).view(height, width)
+
+
+def gray_bytes(image: Image.Image, norm_size: tuple[int, int]) -> bytes:
+    """`resize_gray` as H*W bytes, row by row (many images are joined into one tensor at once:
+    a tensor per image costs more than decoding a small one)."""
+    height, width = norm_size
+    gray = to_grayscale(image)
+    if gray.size != (width, height):  # (resizing to the same size would only copy it)
+        gray = gray.resize((width, height), Image.Resampling.BILINEAR)
+    return gray.tobytes()
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
@@ -124,9 +139,16 @@ def _border_median(values: torch.Tensor) -> torch.Tensor:
 
 def load_gray(path: str | Path, norm_size: tuple[int, int]) -> torch.Tensor:
     """Read one image file -> uint8 [H, W] (the part of `load_image` done per image)."""
+    height, width = norm_size
+    return torch.frombuffer(bytearray(read_gray(path, norm_size)),
+                            dtype=torch.uint8).view(height, width)
+
+
+def read_gray(path: str | Path, norm_size: tuple[int, int]) -> bytes:
+    """`load_gray` as H*W bytes (see `gray_bytes`)."""
     image = open_image(path)
     try:
-        return resize_gray(image, norm_size)
+        return gray_bytes(image, norm_size)
     except (OSError, ValueError) as error:
         raise ImageError(f"{path}: cannot convert image ({error})") from None
 
