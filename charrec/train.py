@@ -11,6 +11,7 @@ plots and tables belong to the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -26,6 +27,7 @@ from torch import nn
 from charrec import CLASSES
 from charrec.checkpoint import make_checkpoint, save_checkpoint
 from charrec.config import TrainConfig, replace, resolve_augment
+from charrec.data.batches import Augment, training_batches
 from charrec.data.loading import LetterData, load_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
 from charrec.nn.functions import loss_function, softmax_cross_entropy
@@ -34,7 +36,6 @@ from charrec.nn.model import build_model, logits_and_loss, predict_logits
 SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def set_seed(seed: int) -> None:
@@ -86,9 +87,10 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.lr
 
 
-def augmenter(config: TrainConfig) -> Augment:
+def augmenter(config: TrainConfig) -> Augment | None:
+    """The batch augmentation `config` asks for, or None."""
     if not config.augment:
-        return lambda images, generator: images
+        return None
     from charrec.data.augment import augment_batch
 
     return augment_batch
@@ -324,7 +326,8 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
     if callbacks.on_start:
         callbacks.on_start(config, None)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    batch = augmenter(config)(images.to(device), generator)
+    augment = augmenter(config)
+    batch = images.to(device) if augment is None else augment(images.to(device), generator)
     logits, loss = logits_and_loss(model, batch, labels.to(device), config.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -403,24 +406,26 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                generators: list[torch.Generator], augment: Augment) -> tuple[float, float]:
+                generators: list[torch.Generator], augment: Augment | None
+                ) -> tuple[float, float]:
     """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
-    `loss` names the loss ("ce", "mse")."""
+    `loss` names the loss ("ce", "mse"). Batches are augmented one ahead, in a helper thread
+    (`charrec.data.batches`: the same batches as augmenting each in turn)."""
     shuffle_generator, augment_generator = generators
     model.train()
     order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)
     # one op per step for the bookkeeping (each costs as much as a small layer); the sums of
     # losses and correct answers are taken once, after the epoch
     losses, predictions = [], []
-    for start in range(0, len(images), batch_size):
-        index = order[start:start + batch_size]
-        logits, batch_loss = logits_and_loss(model, augment(images[index], augment_generator),
-                                             labels[index], loss)
-        optimizer.zero_grad(set_to_none=True)
-        batch_loss.backward()
-        optimizer.step()
-        losses.append(batch_loss.detach())
-        predictions.append(logits.detach().argmax(dim=1))
+    with contextlib.closing(training_batches(images, labels, order, batch_size, augment,
+                                             augment_generator)) as batches:
+        for batch_images, batch_labels in batches:
+            logits, batch_loss = logits_and_loss(model, batch_images, batch_labels, loss)
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            optimizer.step()
+            losses.append(batch_loss.detach())
+            predictions.append(logits.detach().argmax(dim=1))
     batch_losses = torch.stack(losses)
     batch_sizes = torch.full_like(batch_losses, batch_size)
     batch_sizes[-1] = len(images) - batch_size * (len(losses) - 1)
