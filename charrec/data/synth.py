@@ -497,14 +497,24 @@ def _stroke_layers(rng: np.random.Generator,
 
 def _colour(rng: np.random.Generator, luminance: float) -> np.ndarray:
     """A random RGB colour of the given luminance (Pillow's L), saturation from grey to vivid."""
+    chroma, chroma_luminance = _chroma(rng)
+    return np.clip(luminance + chroma - chroma_luminance, 0, 1)
+
+
+def _chroma(rng: np.random.Generator) -> tuple[np.ndarray, np.float32]:
+    """The random part of `_colour`: float32 RGB offsets from grey and their own luminance
+    (the colour is then clip(luminance + chroma - chroma luminance, 0, 1))."""
     chroma = rng.normal(0, rng.uniform(0, 0.3), 3).astype(np.float32)
-    return np.clip(luminance + chroma - chroma @ LUMA, 0, 1)
+    return chroma, chroma @ LUMA
 
 
-def _smooth_fields(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Parameters of `count` smooth random fields: [count, 18] = (is ramp, angle, 4x4 coarse)."""
-    return np.concatenate([(rng.random((count, 1)) < 0.5), rng.uniform(0, 2 * np.pi, (count, 1)),
-                           rng.uniform(-1, 1, (count, 16))], axis=1)
+def _smooth_fields(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Parameters of smooth random fields into `out` [count, 18] = (is ramp, angle, 4x4 coarse),
+    drawn in that order."""
+    count = len(out)
+    out[:, 0] = rng.random(count) < 0.5
+    out[:, 1] = rng.uniform(0, 2 * np.pi, count)
+    out[:, 2:] = rng.uniform(-1, 1, (count, 16))
 
 
 def _fields(parameters: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -547,7 +557,11 @@ def _paint(generators: list[np.random.Generator], letter_masks: np.ndarray,
     """Colour the letters (coverage [N, H, W]) and their shadows or borders over backgrounds,
     light them unevenly, then degrade: uint8 [N, H, W, 3]."""
     count = len(generators)
-    tones = np.zeros((count, 4, 3), np.float32)  # background, background 2, under, letter
+    # The four colours of each image (background, background 2, under, letter) are drawn one
+    # image at a time, as `_colour` draws them, and mixed for all images at once.
+    luminances = np.zeros((count, 4), np.float32)
+    chromas = np.zeros((count, 4, 3), np.float32)
+    chroma_luminances = np.zeros((count, 4), np.float32)
     amounts = np.zeros((count, 3), np.float32)  # background shading, letter shading, light
     field_parameters = np.zeros((count, 3, 18), np.float32)
     clutter = np.zeros(count, bool)
@@ -557,15 +571,20 @@ def _paint(generators: list[np.random.Generator], letter_masks: np.ndarray,
         letter = background + contrast * (1 if rng.random() < 0.5 else -1)
         if not 0 <= letter <= 1:
             letter = 2 * background - letter  # the other polarity fits
-        tones[row] = [_colour(rng, background),
-                      _colour(rng, float(np.clip(background + rng.normal(0, 0.12), 0, 1))),
-                      _colour(rng, rng.uniform(0, 1)), _colour(rng, letter)]
+        chromas[row, 0], chroma_luminances[row, 0] = _chroma(rng)
+        background_2 = min(max(background + rng.normal(0, 0.12), 0.0), 1.0)
+        chromas[row, 1], chroma_luminances[row, 1] = _chroma(rng)
+        under = rng.uniform(0, 1)
+        chromas[row, 2], chroma_luminances[row, 2] = _chroma(rng)
+        chromas[row, 3], chroma_luminances[row, 3] = _chroma(rng)
+        luminances[row] = background, background_2, under, letter
         kind = rng.random()
         clutter[row] = kind >= 0.8
         amounts[row] = [0.5 if 0.35 <= kind < 0.8 else 0.0,
                         rng.uniform(0, 0.25) if rng.random() < 0.2 else 0.0,
                         rng.uniform(0.1, 0.6) if rng.random() < 0.5 else 0.0]
-        field_parameters[row] = _smooth_fields(rng, 3)
+        _smooth_fields(rng, field_parameters[row])
+    tones = np.clip(luminances[..., None] + chromas - chroma_luminances[..., None], 0, 1)
     fields = _fields(field_parameters, shape)  # [N, 3, H, W]
     weight = (1 + fields[:, 0]) * amounts[:, 0, None, None]  # 0 (flat) or 0..1 (shaded)
     image = tones[:, None, None, 0] + (tones[:, None, None, 1] - tones[:, None, None, 0]) * \
@@ -587,27 +606,38 @@ def _degrade(generators: list[np.random.Generator], pixels: np.ndarray) -> np.nd
     count, height, width = pixels.shape[:3]
     rows = np.empty((count, height, height), np.float32)
     cols = np.empty((count, width, width), np.float32)
-    noise = np.zeros_like(pixels)
+    noise: dict[int, np.ndarray] = {}  # row -> noise, for the images with some
     jpeg_quality = [0] * count
     for row, rng in enumerate(generators):
         small: tuple[int | None, int | None] = (None, None)
         if rng.random() < 0.15:
             scale = rng.uniform(0.35, 0.7)
             small = (max(4, int(width * scale)), max(4, int(height * scale)))
-        rows[row] = resampling.camera_matrix(height, small[1])
-        cols[row] = resampling.camera_matrix(width, small[0])
-        if rng.random() < 0.4:
-            sigma = resampling.quantised_sigma(rng.uniform(0.3, 1.2))
-            rows[row] = resampling.gaussian_matrix(height, sigma) @ rows[row]
-            cols[row] = resampling.gaussian_matrix(width, sigma) @ cols[row]
+        blurred = rng.random() < 0.4
+        sigma = resampling.quantised_sigma(rng.uniform(0.3, 1.2)) if blurred else 0.0
+        rows[row] = _blurred_camera(height, small[1], sigma)
+        cols[row] = _blurred_camera(width, small[0], sigma)
         if rng.random() < 0.5:
             noise[row] = rng.normal(0, rng.uniform(2, 20),
                                     (height, width, 1 if rng.random() < 0.5 else 3))
         if rng.random() < 0.2:
             jpeg_quality[row] = int(rng.integers(10, 60))
-    pixels = resampling.apply_separable(pixels, rows, cols) + noise
+    pixels = resampling.apply_separable(pixels, rows, cols)
+    for row, sensor_noise in noise.items():
+        pixels[row] += sensor_noise.astype(np.float32)  # float32, as a float32 noise layer was
     pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
     for row, quality in enumerate(jpeg_quality):
         if quality:
             pixels[row] = resampling.jpeg(pixels[row], quality)
     return pixels
+
+
+@functools.lru_cache(maxsize=8192)
+def _blurred_camera(size: int, small: int | None, sigma: float) -> np.ndarray:
+    """[size, size]: a line shrunk to `small` pixels and stretched back
+    (`resampling.camera_matrix`), then blurred at full size with `sigma` (0: not blurred).
+    Cached: the sizes and blurs repeat, and so the product is computed once."""
+    matrix = resampling.camera_matrix(size, small)
+    if sigma:
+        matrix = resampling.gaussian_matrix(size, sigma) @ matrix
+    return matrix
