@@ -519,21 +519,32 @@ def _smooth_fields(rng: np.random.Generator, out: np.ndarray) -> None:
 
 def _fields(parameters: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """[..., 18] field parameters -> [..., H, W] fields in about [-1, 1] (ramps or soft blobs)."""
-    height, width = shape
-    rows = np.linspace(-1, 1, height, dtype=np.float32)
-    cols = np.linspace(-1, 1, width, dtype=np.float32)
+    rows, cols, blend_rows, blend_cols = _field_axes(shape)
     angle = parameters[..., 1, None, None]
     ramp = np.cos(angle) * cols[None, :] + np.sin(angle) * rows[:, None]
-
-    def blend(points: np.ndarray) -> np.ndarray:  # smooth interpolation from 4 control points
-        weights = np.exp(-((points[:, None] - np.linspace(-1, 1, 4)[None, :]) / 0.6) ** 2)
-        return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
     coarse = parameters[..., 2:].reshape(*parameters.shape[:-1], 4, 4).astype(np.float32)
-    blobs = blend(rows) @ coarse @ blend(cols).T
+    blobs = blend_rows @ coarse @ blend_cols.T
     blobs /= np.abs(blobs).max(axis=(-2, -1), keepdims=True) + 1e-6
     is_ramp = parameters[..., 0, None, None]
     return (is_ramp * ramp + (1 - is_ramp) * blobs).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _field_axes(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What `_fields` needs of a shape, computed once: the row and column coordinates in
+    [-1, 1] and the weights [H or W, 4] that interpolate smoothly between 4 control points."""
+    height, width = shape
+    rows = np.linspace(-1, 1, height, dtype=np.float32)
+    cols = np.linspace(-1, 1, width, dtype=np.float32)
+
+    def blend(points: np.ndarray) -> np.ndarray:
+        weights = np.exp(-((points[:, None] - np.linspace(-1, 1, 4)[None, :]) / 0.6) ** 2)
+        return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    axes = rows, cols, blend(rows), blend(cols)
+    for array in axes:
+        array.flags.writeable = False
+    return axes
 
 
 def _draw_clutter(rng: np.random.Generator, pixels: np.ndarray, luminance: float) -> None:
