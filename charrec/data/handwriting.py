@@ -312,17 +312,18 @@ def paint_on_paper_batch(generators: list[np.random.Generator], masks: np.ndarra
     (`charrec.data.resampling`).
     """
     count, height, width = masks.shape
-    colour = np.empty((count, height, width, 3), np.float32)
+    inks = _Inks(count, (height, width))
     rows = np.empty((count, height, height), np.float32)
     cols = np.empty((count, width, width), np.float32)
     noise = np.empty((count, height, width, 1), np.float32)
     jpeg_quality = [0] * count
-    for row, (rng, mask) in enumerate(zip(generators, masks, strict=True)):
-        colour[row] = _ink_on_paper(rng, mask)
+    for row, rng in enumerate(generators):
+        inks.draw(row, rng)
         rows[row], cols[row] = _camera(rng, height, width)
         noise[row] = rng.normal(0, rng.uniform(0.3, 4), (height, width, 1))
         if rng.random() < 0.2:
             jpeg_quality[row] = int(rng.integers(30, 90))
+    colour = inks.on_paper(masks)
     pixels = resampling.apply_separable(np.clip(colour, 0, 1) * 255, rows, cols) + noise
     pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
     for row, quality in enumerate(jpeg_quality):
@@ -331,30 +332,57 @@ def paint_on_paper_batch(generators: list[np.random.Generator], masks: np.ndarra
     return pixels
 
 
-def _ink_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Float RGB [H, W, 3] in about [0, 1]: the letter in pencil, pen or marker on paper."""
-    paper = rng.uniform(0.55, 0.97)
-    tool = rng.random()
-    if tool < 0.3:  # pencil: faint and grainy
-        contrast, grain = rng.uniform(0.15, 0.5), rng.uniform(0.2, 0.6)
-    elif tool < 0.85:  # ballpoint, gel, fountain pen
-        contrast, grain = rng.uniform(0.25, 0.8), rng.uniform(0.0, 0.2)
-    else:  # marker
-        contrast, grain = rng.uniform(0.4, 0.9), 0.0
-    contrast = min(contrast, paper - 0.02)
-    ink = paper - contrast
-    if rng.random() < 0.08:  # chalk or white pen on a dark board
-        paper, ink = 1 - paper, 1 - ink
-    coverage = mask
-    if grain > 0:
-        speckle = rng.uniform(1 - grain, 1, mask.shape).astype(np.float32)
-        coverage = mask * speckle
-    light = 1 + rng.uniform(0, 0.04) * _soft_field(rng, mask.shape, 3)
-    texture = rng.uniform(0, 0.012) * _soft_field(rng, mask.shape, int(rng.integers(4, 12)))
-    gray = ((paper + texture) + (ink - paper) * coverage) * light
-    tint = rng.normal(0, rng.uniform(0, 0.04), 3).astype(np.float32)
-    ink_tint = rng.normal(0, rng.uniform(0, 0.15), 3).astype(np.float32) if tool >= 0.3 else 0
-    return gray[..., None] + tint + ink_tint * coverage[..., None]
+class _Inks:
+    """The pencil, pen or marker and the paper of a batch of letters: drawn one image at a
+    time with each image's generator (`draw`), then mixed with the letters' coverage for the
+    whole batch at once (`on_paper`), in float32 as one image at a time would be."""
+
+    def __init__(self, count: int, shape: tuple[int, int]):
+        self.shape = shape
+        self.paper = np.zeros(count, np.float32)  # paper tone
+        self.ink_step = np.zeros(count, np.float32)  # ink tone - paper tone
+        self.speckle = np.ones((count, *shape), np.float32)  # pencil grain (1: none)
+        self.light = np.zeros((count, *shape), np.float32)  # uneven light, about [-1, 1]
+        self.light_amount = np.zeros(count, np.float32)
+        self.texture = np.zeros((count, *shape), np.float32)  # paper texture, about [-1, 1]
+        self.texture_amount = np.zeros(count, np.float32)
+        self.tint = np.zeros((count, 3), np.float32)  # of the paper
+        self.ink_tint = np.zeros((count, 3), np.float32)  # of pen or marker ink
+
+    def draw(self, row: int, rng: np.random.Generator) -> None:
+        """Image `row`'s paper and ink, drawn from its generator."""
+        paper = rng.uniform(0.55, 0.97)
+        tool = rng.random()
+        if tool < 0.3:  # pencil: faint and grainy
+            contrast, grain = rng.uniform(0.15, 0.5), rng.uniform(0.2, 0.6)
+        elif tool < 0.85:  # ballpoint, gel, fountain pen
+            contrast, grain = rng.uniform(0.25, 0.8), rng.uniform(0.0, 0.2)
+        else:  # marker
+            contrast, grain = rng.uniform(0.4, 0.9), 0.0
+        contrast = min(contrast, paper - 0.02)
+        ink = paper - contrast
+        if rng.random() < 0.08:  # chalk or white pen on a dark board
+            paper, ink = 1 - paper, 1 - ink
+        self.paper[row], self.ink_step[row] = paper, ink - paper
+        if grain > 0:
+            self.speckle[row] = rng.uniform(1 - grain, 1, self.shape)
+        self.light_amount[row] = rng.uniform(0, 0.04)
+        self.light[row] = _soft_field(rng, self.shape, 3)
+        self.texture_amount[row] = rng.uniform(0, 0.012)
+        self.texture[row] = _soft_field(rng, self.shape, int(rng.integers(4, 12)))
+        self.tint[row] = rng.normal(0, rng.uniform(0, 0.04), 3)
+        if tool >= 0.3:
+            self.ink_tint[row] = rng.normal(0, rng.uniform(0, 0.15), 3)
+
+    def on_paper(self, masks: np.ndarray) -> np.ndarray:
+        """Letter coverages [N, H, W] in [0, 1] -> float RGB [N, H, W, 3] in about [0, 1]."""
+        coverage = masks * self.speckle
+        light = 1 + self.light_amount[:, None, None] * self.light
+        texture = self.texture_amount[:, None, None] * self.texture
+        gray = ((self.paper[:, None, None] + texture)
+                + self.ink_step[:, None, None] * coverage) * light
+        return (gray[..., None] + self.tint[:, None, None]) \
+            + self.ink_tint[:, None, None] * coverage[..., None]
 
 
 def _camera(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

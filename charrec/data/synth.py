@@ -402,7 +402,9 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
     low, high = (0.1, 0.45) if loose else (0.1, 0.5) if by_hand else (-0.04, 0.12)
-    margins = rng.uniform(low, high, 2) * 2 * extent
+    # Scalars as plain floats from here on (the same arithmetic, without numpy's per-scalar
+    # overhead); the grid itself stays an array.
+    margins = (rng.uniform(low, high, 2) * 2 * extent).tolist()
     crop_width, crop_height = glyph_width + margins[0], glyph_height + margins[1]
     # Real crops are often stretched to a square (signs cropped to the letter's box), or keep
     # the letter's aspect (scans, handwriting), or something in between.
@@ -411,7 +413,7 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     longer = max(crop_width, crop_height)
     crop_width += keep_aspect * (longer - crop_width)
     crop_height += keep_aspect * (longer - crop_height)
-    shift = rng.normal(0, 0.09 if loose else 0.04, 2) * extent
+    shift = (rng.normal(0, 0.09 if loose else 0.04, 2) * extent).tolist()
     angle = math.radians(min(max(rng.normal(0, 7), -25), 25))
     shear = min(max(rng.normal(0, 0.12), -0.4), 0.4)
     cos, sin = math.cos(angle), math.sin(angle)
