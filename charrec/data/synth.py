@@ -252,7 +252,10 @@ def render_letters(start: int, stop: int, seed: int, norm_size: tuple[int, int])
     (seed, index): the shape of the letter one at a time, then its colours and its camera for
     all images at once (printed and handwritten in two batches).
     """
-    generators = [np.random.default_rng([seed, index]) for index in range(start, stop)]
+    # What np.random.default_rng([seed, index]) builds, without its argument checks (a fifth of
+    # the cost of making a generator, thousands of times a second)
+    generators = [np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, index])))
+                  for index in range(start, stop)]
     handwritten = [rng.random() < HANDWRITING_PROBABILITY for rng in generators]
     count, (height, width) = stop - start, norm_size
     letters = np.zeros((count, height * SUPERSAMPLE, width * SUPERSAMPLE), np.uint8)
@@ -288,11 +291,11 @@ def _letter_layers(rng: np.random.Generator, letter: str, norm_size: tuple[int, 
     if by_hand:
         face_index, char, instance = _pick_hand_face(rng, letter)
         canvas, box = _compose_source(rng, face_index, char, instance, 0.3)
-        return np.asarray(_warp(rng, canvas, box, big, False, by_hand=True)), None
+        return _pixels(_warp(rng, canvas, box, big, False, by_hand=True)), None
     face_index, char, instance = _pick_face(rng, letter)
     loose = rng.random() < 0.3  # a loose crop shows neighbour letters whole: leave them out
     canvas, box = _compose_source(rng, face_index, char, instance, 0.0 if loose else 0.25)
-    mask = np.asarray(_warp(rng, canvas, box, big, loose))
+    mask = _pixels(_warp(rng, canvas, box, big, loose))
     return _stroke_layers(rng, mask)
 
 
@@ -387,7 +390,9 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
         cols = slice(left - left_edge, left - left_edge + piece.shape[1])
         np.maximum(canvas[rows, cols], piece, out=canvas[rows, cols])
     x0, y0 = -left_edge, top - top_edge
-    return Image.fromarray(canvas), (x0, y0, x0 + glyph_width, y0 + glyph_height)
+    height, width = canvas.shape  # the image shares the canvas's memory: no copy
+    return (Image.frombuffer("L", (width, height), canvas, "raw", "L", 0, 1),
+            (x0, y0, x0 + glyph_width, y0 + glyph_height))
 
 
 def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, float],
@@ -439,6 +444,12 @@ def _unit_grid(cells: int) -> tuple[np.ndarray, np.ndarray]:
     ends = np.stack([0.5 - steps, 0.5 + steps], axis=-1)  # [point, end]
     weights = np.einsum("ra,cb->rcab", ends, ends).reshape(cells + 1, cells + 1, 4)
     return grid, weights
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """uint8 [H, W] of a mode L image (read-only), from its bytes: what np.asarray makes of it,
+    without the array-interface detour."""
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width)
 
 
 def _warp(rng: np.random.Generator, canvas: Image.Image, box: tuple[float, float, float, float],
