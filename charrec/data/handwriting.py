@@ -381,8 +381,11 @@ class _Inks:
         texture = self.texture_amount[:, None, None] * self.texture
         gray = ((self.paper[:, None, None] + texture)
                 + self.ink_step[:, None, None] * coverage) * light
-        return (gray[..., None] + self.tint[:, None, None]) \
-            + self.ink_tint[:, None, None] * coverage[..., None]
+        # mixed channels first ([N, 3, H, W]: long inner loops, not rows of 3 values), stored
+        # channels last as before, the layout the camera's matrix products expect
+        colour = (gray[:, None] + self.tint[..., None, None]) \
+            + self.ink_tint[..., None, None] * coverage[:, None]
+        return np.ascontiguousarray(colour.transpose(0, 2, 3, 1))
 
 
 def _camera(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
