@@ -531,15 +531,21 @@ def _smooth_fields(rng: np.random.Generator, out: np.ndarray) -> None:
 
 
 def _fields(parameters: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """[..., 18] field parameters -> [..., H, W] fields in about [-1, 1] (ramps or soft blobs)."""
+    """[..., 18] field parameters -> [..., H, W] fields in about [-1, 1] (ramps or soft blobs).
+
+    Each field is a ramp or a blob, so only that one is computed: the same numbers as
+    `is_ramp * ramp + (1 - is_ramp) * blobs` with is_ramp 0 or 1 (up to the sign of a zero,
+    which no later step can see), for half the work.
+    """
     rows, cols, blend_rows, blend_cols = _field_axes(shape)
     angle = parameters[..., 1, None, None]
-    ramp = np.cos(angle) * cols[None, :] + np.sin(angle) * rows[:, None]
-    coarse = parameters[..., 2:].reshape(*parameters.shape[:-1], 4, 4).astype(np.float32)
+    fields = np.cos(angle) * cols[None, :] + np.sin(angle) * rows[:, None]  # ramps
+    blob = parameters[..., 0] == 0
+    coarse = parameters[blob][:, 2:].reshape(-1, 4, 4).astype(np.float32)
     blobs = blend_rows @ coarse @ blend_cols.T
     blobs /= np.abs(blobs).max(axis=(-2, -1), keepdims=True) + 1e-6
-    is_ramp = parameters[..., 0, None, None]
-    return (is_ramp * ramp + (1 - is_ramp) * blobs).astype(np.float32)
+    fields[blob] = blobs
+    return fields
 
 
 @functools.lru_cache(maxsize=64)
