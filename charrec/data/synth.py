@@ -476,11 +476,11 @@ def _grow(mask: np.ndarray, radius: int, shrink: bool = False) -> np.ndarray:
     """Dilate (or erode) a uint8 mask by a (2*radius+1)^2 square, with shifted maxima (minima)."""
     pick = np.minimum if shrink else np.maximum
     out = mask.copy()
-    for _ in range(radius):
-        out[:, 1:] = pick(out[:, 1:], out[:, :-1].copy())
-        out[:, :-1] = pick(out[:, :-1], out[:, 1:].copy())
-        out[1:, :] = pick(out[1:, :], out[:-1, :].copy())
-        out[:-1, :] = pick(out[:-1, :], out[1:, :].copy())
+    for _ in range(radius):  # each result is a new array, so reading and writing `out` is safe
+        out[:, 1:] = pick(out[:, 1:], out[:, :-1])
+        out[:, :-1] = pick(out[:, :-1], out[:, 1:])
+        out[1:, :] = pick(out[1:, :], out[:-1, :])
+        out[:-1, :] = pick(out[:-1, :], out[1:, :])
     return out
 
 
