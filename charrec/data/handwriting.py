@@ -14,6 +14,7 @@ variant of each letter here.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -115,16 +116,61 @@ def skeletons(char: str) -> list[list[list[tuple[float, float]]]]:
     return [STROKES[char], *VARIANTS.get(char, [])]
 
 
+@functools.cache
+def _skeleton_arrays(char: str) -> tuple[tuple[np.ndarray, ...], ...]:
+    """`skeletons(char)` as float64 point arrays [points, (x, y)], converted once. Read-only:
+    `pen_glyph` jitters a copy."""
+    options = []
+    for strokes in skeletons(char):
+        arrays = tuple(np.asarray(stroke, np.float64) for stroke in strokes)
+        for array in arrays:
+            array.flags.writeable = False
+        options.append(arrays)
+    return tuple(options)
+
+
+def _linspace(stop: float, count: int) -> np.ndarray:
+    """`np.linspace(0, stop, count)` for count >= 2, the same numbers computed the same way
+    (arange times the step, the last point set to `stop`) without its generic overhead, which
+    outweighed the work for the few hundred points of a stroke."""
+    positions = np.arange(count, dtype=np.float64) * (stop / (count - 1))
+    positions[-1] = stop
+    return positions
+
+
+@functools.lru_cache(maxsize=1024)
+def _pressure_profile(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a stroke of `count` points: its position along the stroke, 0..1, and how much the
+    nib is lifted at the ends (1 at both ends, 0 from 15% of the stroke inwards). Read-only."""
+    along = np.linspace(0, 1, count)
+    lifted = np.clip(1 - np.minimum(along, 1 - along) / 0.15, 0, 1)
+    along.flags.writeable = lifted.flags.writeable = False
+    return along, lifted
+
+
+@functools.lru_cache(maxsize=1024)
+def _drift_kernel(length: int) -> np.ndarray:
+    """The Hann window `_smooth_noise` smooths with (read-only)."""
+    kernel = np.hanning(length)
+    kernel.flags.writeable = False
+    return kernel
+
+
 def _resample(points: np.ndarray, spacing: float) -> np.ndarray:
     """Points every `spacing` along the polyline (both ends kept)."""
-    lengths = np.hypot(*np.diff(points, axis=0).T)
+    steps = points[1:] - points[:-1]
+    lengths = np.hypot(steps[:, 0], steps[:, 1])
     total = float(lengths.sum())
     if total < 1e-9:
         return points[:1]
-    along = np.concatenate([[0.0], np.cumsum(lengths)])
-    positions = np.linspace(0, total, max(2, int(total / spacing) + 1))
-    return np.stack([np.interp(positions, along, points[:, 0]),
-                     np.interp(positions, along, points[:, 1])], axis=1)
+    along = np.empty(len(points))
+    along[0] = 0.0
+    np.cumsum(lengths, out=along[1:])
+    positions = _linspace(total, max(2, int(total / spacing) + 1))
+    dense = np.empty((len(positions), 2))
+    dense[:, 0] = np.interp(positions, along, points[:, 0])
+    dense[:, 1] = np.interp(positions, along, points[:, 1])
+    return dense
 
 
 def _smooth_noise(rng: np.random.Generator, count: int, scale: float) -> np.ndarray:
@@ -132,9 +178,27 @@ def _smooth_noise(rng: np.random.Generator, count: int, scale: float) -> np.ndar
     steps = rng.normal(0, 1, (count, 2))
     if count < 6:
         return np.zeros((count, 2))
-    kernel = np.hanning(max(3, count // 3))
-    drift = np.stack([np.convolve(steps[:, axis], kernel, mode="same") for axis in range(2)], 1)
+    kernel = _drift_kernel(max(3, count // 3))
+    drift = np.empty((count, 2))
+    drift[:, 0] = np.convolve(steps[:, 0], kernel, mode="same")
+    drift[:, 1] = np.convolve(steps[:, 1], kernel, mode="same")
     return drift / (np.abs(drift).max() + 1e-9) * scale
+
+
+def _overshoot_ends(rng: np.random.Generator, points: np.ndarray, overshoot: float) -> None:
+    """Move both ends of a stroke (in place) along its end segments: past them (overshoot > 0)
+    or short of them, by a random share of `overshoot`. In plain floats: the same arithmetic as
+    on numpy rows, at a fraction of the cost of numpy calls on two-element arrays."""
+    coordinates = points.tolist()
+    for end, before in ((0, 1), (-1, -2)):
+        (x, y), (x_before, y_before) = coordinates[end], coordinates[before]
+        dx, dy = x - x_before, y - y_before
+        norm = float(np.hypot(dx, dy))  # numpy's hypot: math.hypot may differ in the last bit
+        if norm > 1e-6:
+            share = rng.uniform(0, 1)
+            coordinates[end] = [x + dx / norm * overshoot * share,
+                                y + dy / norm * overshoot * share]
+    points[:] = coordinates
 
 
 def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
@@ -146,7 +210,7 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
     pressure and tapers at the ends.
     """
     size = GLYPH_PIXELS
-    options = skeletons(char)
+    options = _skeleton_arrays(char)
     strokes = options[rng.integers(len(options))]
     width_scale = rng.uniform(0.55, 1.1) * (0.7 if char.islower() else 0.85)
     height_scale = rng.uniform(0.85, 1.1)
@@ -164,14 +228,9 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
     lead_in = rng.random() < 0.15
     exit_stroke = rng.random() < 0.2
     for number, stroke in enumerate(strokes):
-        points = np.asarray(stroke, np.float64)
-        points = points + rng.normal(0, corner_jitter, points.shape)
-        if len(points) >= 2:  # overshoot (or fall short of) both ends along the end segments
-            for end, before in ((0, 1), (-1, -2)):
-                direction = points[end] - points[before]
-                norm = float(np.hypot(*direction))
-                if norm > 1e-6:
-                    points[end] = points[end] + direction / norm * overshoot * rng.uniform(0, 1)
+        points = stroke + rng.normal(0, corner_jitter, stroke.shape)
+        if len(points) >= 2:
+            _overshoot_ends(rng, points, overshoot)
         if lead_in and number == 0:
             points = np.concatenate([points[:1] + [[-0.2, 0.15 + rng.uniform(0, 0.2)]], points])
         if exit_stroke and number == len(strokes) - 1:
@@ -181,35 +240,46 @@ def pen_glyph(rng: np.random.Generator, char: str) -> tuple[np.ndarray, int]:
         points = smooth(points, int(rng.integers(0, 3)))
         dense = _resample(points * size * 0.9 + margin, max(0.6, pen * 0.25))
         dense = dense + _smooth_noise(rng, len(dense), drift * size)
-        along = np.linspace(0, 1, len(dense))
+        along, lifted = _pressure_profile(len(dense))
         radius = pen / 2 * (1 + pressure * np.sin(2 * np.pi * (rng.uniform(0.3, 1.5) * along
                                                                 + rng.uniform(0, 1))))
-        radius *= 1 - taper * np.clip(1 - np.minimum(along, 1 - along) / 0.15, 0, 1)
+        radius *= 1 - taper * lifted
         centres.append(dense)
         radii.append(np.maximum(radius + 0.05, 1.0))
-    rows, cols = _stamp_discs(canvas, np.concatenate(centres), np.concatenate(radii))
-    return (np.ascontiguousarray(canvas[rows.min():rows.max() + 1, cols.min():cols.max() + 1]),
-            int(rows.min()) - margin)
+    top, bottom, left, right = _stamp_discs(canvas, np.concatenate(centres),
+                                            np.concatenate(radii))
+    return np.ascontiguousarray(canvas[top:bottom + 1, left:right + 1]), top - margin
 
 
 def _stamp_discs(canvas: np.ndarray, centres: np.ndarray, radii: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[int, int, int, int]:
     """Fill (255) every pixel whose centre lies within `radii` of `centres` ([P, (x, y)]): the
     round nib stamped at every point of the strokes at once (one ellipse call per point took
-    most of the rendering time). Returns the rows and columns filled."""
+    most of the rendering time). Returns the box of the pixels filled: top, bottom, left,
+    right (inclusive); the canvas must get at least one.
+
+    Each point tests the (2 * reach + 1)^2 pixels around its nearest pixel. The squared
+    distances across and down are computed per row and column and only summed per pixel, and
+    the pixels filled are written by flat index; the bounds are only checked when a window
+    pokes out of the canvas (the pen's margin makes that rare).
+    """
     reach = int(math.ceil(float(radii.max())))
     offsets = np.arange(-reach, reach + 1)
     base = np.rint(centres).astype(np.int64)  # [P, 2] nearest pixel of each point
-    xs = base[:, 0, None, None] + offsets[None, None, :]  # [P, 1, K]
-    ys = base[:, 1, None, None] + offsets[None, :, None]  # [P, K, 1]
-    inside = (xs - centres[:, 0, None, None]) ** 2 + (ys - centres[:, 1, None, None]) ** 2 \
-        <= (radii ** 2)[:, None, None]
+    xs = base[:, :1] + offsets  # [P, K] columns and rows of each point's window
+    ys = base[:, 1:] + offsets
+    across = (xs - centres[:, :1]) ** 2
+    down = (ys - centres[:, 1:]) ** 2
+    inside = across[:, None, :] + down[:, :, None] <= (radii ** 2)[:, None, None]  # [P, K, K]
     height, width = canvas.shape
-    inside &= (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-    rows = np.broadcast_to(ys, inside.shape)[inside]
-    cols = np.broadcast_to(xs, inside.shape)[inside]
-    canvas[rows, cols] = 255
-    return rows, cols
+    if int(base.min()) < reach or int(base[:, 0].max()) + reach >= width \
+            or int(base[:, 1].max()) + reach >= height:
+        inside &= ((xs >= 0) & (xs < width))[:, None, :] & ((ys >= 0) & (ys < height))[:, :, None]
+    filled = ((ys * width)[:, :, None] + xs[:, None, :])[inside]
+    canvas.reshape(-1)[filled] = 255
+    columns = filled % width
+    return (int(filled.min()) // width, int(filled.max()) // width, int(columns.min()),
+            int(columns.max()))
 
 
 # ------------------------------------------------------------------------- ink on paper
@@ -242,17 +312,18 @@ def paint_on_paper_batch(generators: list[np.random.Generator], masks: np.ndarra
     (`charrec.data.resampling`).
     """
     count, height, width = masks.shape
-    colour = np.empty((count, height, width, 3), np.float32)
+    inks = _Inks(count, (height, width))
     rows = np.empty((count, height, height), np.float32)
     cols = np.empty((count, width, width), np.float32)
     noise = np.empty((count, height, width, 1), np.float32)
     jpeg_quality = [0] * count
-    for row, (rng, mask) in enumerate(zip(generators, masks, strict=True)):
-        colour[row] = _ink_on_paper(rng, mask)
+    for row, rng in enumerate(generators):
+        inks.draw(row, rng)
         rows[row], cols[row] = _camera(rng, height, width)
         noise[row] = rng.normal(0, rng.uniform(0.3, 4), (height, width, 1))
         if rng.random() < 0.2:
             jpeg_quality[row] = int(rng.integers(30, 90))
+    colour = inks.on_paper(masks)
     pixels = resampling.apply_separable(np.clip(colour, 0, 1) * 255, rows, cols) + noise
     pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
     for row, quality in enumerate(jpeg_quality):
@@ -261,30 +332,60 @@ def paint_on_paper_batch(generators: list[np.random.Generator], masks: np.ndarra
     return pixels
 
 
-def _ink_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Float RGB [H, W, 3] in about [0, 1]: the letter in pencil, pen or marker on paper."""
-    paper = rng.uniform(0.55, 0.97)
-    tool = rng.random()
-    if tool < 0.3:  # pencil: faint and grainy
-        contrast, grain = rng.uniform(0.15, 0.5), rng.uniform(0.2, 0.6)
-    elif tool < 0.85:  # ballpoint, gel, fountain pen
-        contrast, grain = rng.uniform(0.25, 0.8), rng.uniform(0.0, 0.2)
-    else:  # marker
-        contrast, grain = rng.uniform(0.4, 0.9), 0.0
-    contrast = min(contrast, paper - 0.02)
-    ink = paper - contrast
-    if rng.random() < 0.08:  # chalk or white pen on a dark board
-        paper, ink = 1 - paper, 1 - ink
-    coverage = mask
-    if grain > 0:
-        speckle = rng.uniform(1 - grain, 1, mask.shape).astype(np.float32)
-        coverage = mask * speckle
-    light = 1 + rng.uniform(0, 0.04) * _soft_field(rng, mask.shape, 3)
-    texture = rng.uniform(0, 0.012) * _soft_field(rng, mask.shape, int(rng.integers(4, 12)))
-    gray = ((paper + texture) + (ink - paper) * coverage) * light
-    tint = rng.normal(0, rng.uniform(0, 0.04), 3).astype(np.float32)
-    ink_tint = rng.normal(0, rng.uniform(0, 0.15), 3).astype(np.float32) if tool >= 0.3 else 0
-    return gray[..., None] + tint + ink_tint * coverage[..., None]
+class _Inks:
+    """The pencil, pen or marker and the paper of a batch of letters: drawn one image at a
+    time with each image's generator (`draw`), then mixed with the letters' coverage for the
+    whole batch at once (`on_paper`), in float32 as one image at a time would be."""
+
+    def __init__(self, count: int, shape: tuple[int, int]):
+        self.shape = shape
+        self.paper = np.zeros(count, np.float32)  # paper tone
+        self.ink_step = np.zeros(count, np.float32)  # ink tone - paper tone
+        self.speckle = np.ones((count, *shape), np.float32)  # pencil grain (1: none)
+        self.light = np.zeros((count, *shape), np.float32)  # uneven light, about [-1, 1]
+        self.light_amount = np.zeros(count, np.float32)
+        self.texture = np.zeros((count, *shape), np.float32)  # paper texture, about [-1, 1]
+        self.texture_amount = np.zeros(count, np.float32)
+        self.tint = np.zeros((count, 3), np.float32)  # of the paper
+        self.ink_tint = np.zeros((count, 3), np.float32)  # of pen or marker ink
+
+    def draw(self, row: int, rng: np.random.Generator) -> None:
+        """Image `row`'s paper and ink, drawn from its generator."""
+        paper = rng.uniform(0.55, 0.97)
+        tool = rng.random()
+        if tool < 0.3:  # pencil: faint and grainy
+            contrast, grain = rng.uniform(0.15, 0.5), rng.uniform(0.2, 0.6)
+        elif tool < 0.85:  # ballpoint, gel, fountain pen
+            contrast, grain = rng.uniform(0.25, 0.8), rng.uniform(0.0, 0.2)
+        else:  # marker
+            contrast, grain = rng.uniform(0.4, 0.9), 0.0
+        contrast = min(contrast, paper - 0.02)
+        ink = paper - contrast
+        if rng.random() < 0.08:  # chalk or white pen on a dark board
+            paper, ink = 1 - paper, 1 - ink
+        self.paper[row], self.ink_step[row] = paper, ink - paper
+        if grain > 0:
+            self.speckle[row] = rng.uniform(1 - grain, 1, self.shape)
+        self.light_amount[row] = rng.uniform(0, 0.04)
+        self.light[row] = _soft_field(rng, self.shape, 3)
+        self.texture_amount[row] = rng.uniform(0, 0.012)
+        self.texture[row] = _soft_field(rng, self.shape, int(rng.integers(4, 12)))
+        self.tint[row] = rng.normal(0, rng.uniform(0, 0.04), 3)
+        if tool >= 0.3:
+            self.ink_tint[row] = rng.normal(0, rng.uniform(0, 0.15), 3)
+
+    def on_paper(self, masks: np.ndarray) -> np.ndarray:
+        """Letter coverages [N, H, W] in [0, 1] -> float RGB [N, H, W, 3] in about [0, 1]."""
+        coverage = masks * self.speckle
+        light = 1 + self.light_amount[:, None, None] * self.light
+        texture = self.texture_amount[:, None, None] * self.texture
+        gray = ((self.paper[:, None, None] + texture)
+                + self.ink_step[:, None, None] * coverage) * light
+        # mixed channels first ([N, 3, H, W]: long inner loops, not rows of 3 values), stored
+        # channels last as before, the layout the camera's matrix products expect
+        colour = (gray[:, None] + self.tint[..., None, None]) \
+            + self.ink_tint[..., None, None] * coverage[:, None]
+        return np.ascontiguousarray(colour.transpose(0, 2, 3, 1))
 
 
 def _camera(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -70,7 +70,14 @@ def apply_separable(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
 
 
 def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
-    """uint8 RGB [H, W, 3] through a JPEG encoder and decoder at `quality`."""
+    """uint8 RGB [H, W, 3] through a JPEG encoder and decoder at `quality`.
+
+    The bytes are decoded with Pillow's JPEG decoder directly (`Image.frombytes` with the "jpeg"
+    decoder, as `Image.open` sets it up for a colour JPEG): the same pixels, without
+    `Image.open`'s format sniffing and marker parsing in Python, which cost more than the
+    decoding itself.
+    """
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
+    height, width = pixels.shape[:2]
+    return np.asarray(Image.frombytes("RGB", (width, height), buffer.getvalue(), "jpeg", "RGB", ""))

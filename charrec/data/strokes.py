@@ -102,10 +102,13 @@ def smooth(points: np.ndarray, rounds: int) -> np.ndarray:
     for _ in range(rounds):
         if len(points) < 3:
             break
-        quarter = 0.75 * points[:-1] + 0.25 * points[1:]
-        three_quarters = 0.25 * points[:-1] + 0.75 * points[1:]
-        middle = np.stack([quarter, three_quarters], axis=1).reshape(-1, 2)
-        points = np.concatenate([points[:1], middle[1:-1], points[-1:]])
+        # Each segment gives two points, at a quarter and three quarters of its length; the
+        # first and the last of those are replaced by the polyline's own end points.
+        cut = np.empty((2 * len(points) - 2, points.shape[1]))
+        cut[0::2] = 0.75 * points[:-1] + 0.25 * points[1:]
+        cut[1::2] = 0.25 * points[:-1] + 0.75 * points[1:]
+        cut[0], cut[-1] = points[0], points[-1]
+        points = cut
     return points
 
 

@@ -312,7 +312,10 @@ def render_letters(start: int, stop: int, seed: int, norm_size: tuple[int, int])
     (seed, index): the shape of the letter one at a time, then its colours and its camera for
     all images at once (printed and handwritten in two batches).
     """
-    generators = [np.random.default_rng([seed, index]) for index in range(start, stop)]
+    # What np.random.default_rng([seed, index]) builds, without its argument checks (a fifth of
+    # the cost of making a generator, thousands of times a second)
+    generators = [np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, index])))
+                  for index in range(start, stop)]
     handwritten = [rng.random() < HANDWRITING_PROBABILITY for rng in generators]
     count, (height, width) = stop - start, norm_size
     letters = np.zeros((count, height * SUPERSAMPLE, width * SUPERSAMPLE), np.uint8)
@@ -348,11 +351,11 @@ def _letter_layers(rng: np.random.Generator, letter: str, norm_size: tuple[int, 
     if by_hand:
         face_index, char, instance = _pick_hand_face(rng, letter)
         canvas, box = _compose_source(rng, face_index, char, instance, 0.3)
-        return np.asarray(_warp(rng, canvas, box, big, False, by_hand=True)), None
+        return _pixels(_warp(rng, canvas, box, big, False, by_hand=True)), None
     face_index, char, instance = _pick_face(rng, letter)
     loose = rng.random() < 0.3  # a loose crop shows neighbour letters whole: leave them out
     canvas, box = _compose_source(rng, face_index, char, instance, 0.0 if loose else 0.25)
-    mask = np.asarray(_warp(rng, canvas, box, big, loose))
+    mask = _pixels(_warp(rng, canvas, box, big, loose))
     return _stroke_layers(rng, mask)
 
 
@@ -377,11 +380,20 @@ def _pick_hand_face(rng: np.random.Generator, letter: str) -> tuple[int, str, st
 
 def _reduce(masks: np.ndarray) -> np.ndarray:
     """Box-average SUPERSAMPLE x SUPERSAMPLE blocks: uint8 [N, H*s, W*s] -> float [N, H, W] in
-    [0, 1]."""
+    [0, 1].
+
+    The block sums are added up in integers (exact, and a fifth of the time of a float mean over
+    two strided axes); a sum of uint8 values is exact in float32 too, so sum / (s * s * 255) in
+    float32 is the same number as the float mean / 255 it replaces, to the bit.
+    """
     count, height, width = masks.shape[0], masks.shape[1] // SUPERSAMPLE, \
         masks.shape[2] // SUPERSAMPLE
-    blocks = masks.reshape(count, height, SUPERSAMPLE, width, SUPERSAMPLE).astype(np.float32)
-    return blocks.mean(axis=(2, 4)) / 255
+    blocks = masks.reshape(count, height, SUPERSAMPLE, width, SUPERSAMPLE)
+    total = np.zeros((count, height, width), np.uint16)
+    for row in range(SUPERSAMPLE):
+        for col in range(SUPERSAMPLE):
+            total += blocks[:, :, row, :, col]
+    return total / np.float32(SUPERSAMPLE * SUPERSAMPLE * 255)
 
 
 def _pick_face(rng: np.random.Generator, letter: str) -> tuple[int, str, str]:
@@ -438,7 +450,9 @@ def _compose_source(rng: np.random.Generator, face_index: int, char: str, instan
         cols = slice(left - left_edge, left - left_edge + piece.shape[1])
         np.maximum(canvas[rows, cols], piece, out=canvas[rows, cols])
     x0, y0 = -left_edge, top - top_edge
-    return Image.fromarray(canvas), (x0, y0, x0 + glyph_width, y0 + glyph_height)
+    height, width = canvas.shape  # the image shares the canvas's memory: no copy
+    return (Image.frombuffer("L", (width, height), canvas, "raw", "L", 0, 1),
+            (x0, y0, x0 + glyph_width, y0 + glyph_height))
 
 
 def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, float],
@@ -453,7 +467,9 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
     low, high = (0.1, 0.45) if loose else (0.1, 0.5) if by_hand else (-0.04, 0.12)
-    margins = rng.uniform(low, high, 2) * 2 * extent
+    # Scalars as plain floats from here on (the same arithmetic, without numpy's per-scalar
+    # overhead); the grid itself stays an array.
+    margins = (rng.uniform(low, high, 2) * 2 * extent).tolist()
     crop_width, crop_height = glyph_width + margins[0], glyph_height + margins[1]
     # Real crops are often stretched to a square (signs cropped to the letter's box), or keep
     # the letter's aspect (scans, handwriting), or something in between.
@@ -462,7 +478,7 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     longer = max(crop_width, crop_height)
     crop_width += keep_aspect * (longer - crop_width)
     crop_height += keep_aspect * (longer - crop_height)
-    shift = rng.normal(0, 0.09 if loose else 0.04, 2) * extent
+    shift = (rng.normal(0, 0.09 if loose else 0.04, 2) * extent).tolist()
     angle = math.radians(min(max(rng.normal(0, 7), -25), 25))
     shear = min(max(rng.normal(0, 0.12), -0.4), 0.4)
     cos, sin = math.cos(angle), math.sin(angle)
@@ -490,6 +506,12 @@ def _unit_grid(cells: int) -> tuple[np.ndarray, np.ndarray]:
     return grid, weights
 
 
+def _pixels(image: Image.Image) -> np.ndarray:
+    """uint8 [H, W] of a mode L image (read-only), from its bytes: what np.asarray makes of it,
+    without the array-interface detour."""
+    return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width)
+
+
 def _warp(rng: np.random.Generator, canvas: Image.Image, box: tuple[float, float, float, float],
           size: tuple[int, int], loose: bool, by_hand: bool = False) -> Image.Image:
     """The output square sampled from the source canvas: one quad, or a 3x3 mesh (elastic)."""
@@ -514,11 +536,11 @@ def _grow(mask: np.ndarray, radius: int, shrink: bool = False) -> np.ndarray:
     """Dilate (or erode) a uint8 mask by a (2*radius+1)^2 square, with shifted maxima (minima)."""
     pick = np.minimum if shrink else np.maximum
     out = mask.copy()
-    for _ in range(radius):
-        out[:, 1:] = pick(out[:, 1:], out[:, :-1].copy())
-        out[:, :-1] = pick(out[:, :-1], out[:, 1:].copy())
-        out[1:, :] = pick(out[1:, :], out[:-1, :].copy())
-        out[:-1, :] = pick(out[:-1, :], out[1:, :].copy())
+    for _ in range(radius):  # each result is a new array, so reading and writing `out` is safe
+        out[:, 1:] = pick(out[:, 1:], out[:, :-1])
+        out[:, :-1] = pick(out[:, :-1], out[:, 1:])
+        out[1:, :] = pick(out[1:, :], out[:-1, :])
+        out[:-1, :] = pick(out[:-1, :], out[1:, :])
     return out
 
 
@@ -548,33 +570,60 @@ def _stroke_layers(rng: np.random.Generator,
 
 def _colour(rng: np.random.Generator, luminance: float) -> np.ndarray:
     """A random RGB colour of the given luminance (Pillow's L), saturation from grey to vivid."""
+    chroma, chroma_luminance = _chroma(rng)
+    return np.clip(luminance + chroma - chroma_luminance, 0, 1)
+
+
+def _chroma(rng: np.random.Generator) -> tuple[np.ndarray, np.float32]:
+    """The random part of `_colour`: float32 RGB offsets from grey and their own luminance
+    (the colour is then clip(luminance + chroma - chroma luminance, 0, 1))."""
     chroma = rng.normal(0, rng.uniform(0, 0.3), 3).astype(np.float32)
-    return np.clip(luminance + chroma - chroma @ LUMA, 0, 1)
+    return chroma, chroma @ LUMA
 
 
-def _smooth_fields(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Parameters of `count` smooth random fields: [count, 18] = (is ramp, angle, 4x4 coarse)."""
-    return np.concatenate([(rng.random((count, 1)) < 0.5), rng.uniform(0, 2 * np.pi, (count, 1)),
-                           rng.uniform(-1, 1, (count, 16))], axis=1)
+def _smooth_fields(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Parameters of smooth random fields into `out` [count, 18] = (is ramp, angle, 4x4 coarse),
+    drawn in that order."""
+    count = len(out)
+    out[:, 0] = rng.random(count) < 0.5
+    out[:, 1] = rng.uniform(0, 2 * np.pi, count)
+    out[:, 2:] = rng.uniform(-1, 1, (count, 16))
 
 
 def _fields(parameters: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """[..., 18] field parameters -> [..., H, W] fields in about [-1, 1] (ramps or soft blobs)."""
+    """[..., 18] field parameters -> [..., H, W] fields in about [-1, 1] (ramps or soft blobs).
+
+    Each field is a ramp or a blob, so only that one is computed: the same numbers as
+    `is_ramp * ramp + (1 - is_ramp) * blobs` with is_ramp 0 or 1 (up to the sign of a zero,
+    which no later step can see), for half the work.
+    """
+    rows, cols, blend_rows, blend_cols = _field_axes(shape)
+    angle = parameters[..., 1, None, None]
+    fields = np.cos(angle) * cols[None, :] + np.sin(angle) * rows[:, None]  # ramps
+    blob = parameters[..., 0] == 0
+    coarse = parameters[blob][:, 2:].reshape(-1, 4, 4).astype(np.float32)
+    blobs = blend_rows @ coarse @ blend_cols.T
+    blobs /= np.abs(blobs).max(axis=(-2, -1), keepdims=True) + 1e-6
+    fields[blob] = blobs
+    return fields
+
+
+@functools.lru_cache(maxsize=64)
+def _field_axes(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What `_fields` needs of a shape, computed once: the row and column coordinates in
+    [-1, 1] and the weights [H or W, 4] that interpolate smoothly between 4 control points."""
     height, width = shape
     rows = np.linspace(-1, 1, height, dtype=np.float32)
     cols = np.linspace(-1, 1, width, dtype=np.float32)
-    angle = parameters[..., 1, None, None]
-    ramp = np.cos(angle) * cols[None, :] + np.sin(angle) * rows[:, None]
 
-    def blend(points: np.ndarray) -> np.ndarray:  # smooth interpolation from 4 control points
+    def blend(points: np.ndarray) -> np.ndarray:
         weights = np.exp(-((points[:, None] - np.linspace(-1, 1, 4)[None, :]) / 0.6) ** 2)
         return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    coarse = parameters[..., 2:].reshape(*parameters.shape[:-1], 4, 4).astype(np.float32)
-    blobs = blend(rows) @ coarse @ blend(cols).T
-    blobs /= np.abs(blobs).max(axis=(-2, -1), keepdims=True) + 1e-6
-    is_ramp = parameters[..., 0, None, None]
-    return (is_ramp * ramp + (1 - is_ramp) * blobs).astype(np.float32)
+    axes = rows, cols, blend(rows), blend(cols)
+    for array in axes:
+        array.flags.writeable = False
+    return axes
 
 
 def _draw_clutter(rng: np.random.Generator, pixels: np.ndarray, luminance: float) -> None:
@@ -598,7 +647,11 @@ def _paint(generators: list[np.random.Generator], letter_masks: np.ndarray,
     """Colour the letters (coverage [N, H, W]) and their shadows or borders over backgrounds,
     light them unevenly, then degrade: uint8 [N, H, W, 3]."""
     count = len(generators)
-    tones = np.zeros((count, 4, 3), np.float32)  # background, background 2, under, letter
+    # The four colours of each image (background, background 2, under, letter) are drawn one
+    # image at a time, as `_colour` draws them, and mixed for all images at once.
+    luminances = np.zeros((count, 4), np.float32)
+    chromas = np.zeros((count, 4, 3), np.float32)
+    chroma_luminances = np.zeros((count, 4), np.float32)
     amounts = np.zeros((count, 3), np.float32)  # background shading, letter shading, light
     field_parameters = np.zeros((count, 3, 18), np.float32)
     clutter = np.zeros(count, bool)
@@ -608,28 +661,39 @@ def _paint(generators: list[np.random.Generator], letter_masks: np.ndarray,
         letter = background + contrast * (1 if rng.random() < 0.5 else -1)
         if not 0 <= letter <= 1:
             letter = 2 * background - letter  # the other polarity fits
-        tones[row] = [_colour(rng, background),
-                      _colour(rng, float(np.clip(background + rng.normal(0, 0.12), 0, 1))),
-                      _colour(rng, rng.uniform(0, 1)), _colour(rng, letter)]
+        chromas[row, 0], chroma_luminances[row, 0] = _chroma(rng)
+        background_2 = min(max(background + rng.normal(0, 0.12), 0.0), 1.0)
+        chromas[row, 1], chroma_luminances[row, 1] = _chroma(rng)
+        under = rng.uniform(0, 1)
+        chromas[row, 2], chroma_luminances[row, 2] = _chroma(rng)
+        chromas[row, 3], chroma_luminances[row, 3] = _chroma(rng)
+        luminances[row] = background, background_2, under, letter
         kind = rng.random()
         clutter[row] = kind >= 0.8
         amounts[row] = [0.5 if 0.35 <= kind < 0.8 else 0.0,
                         rng.uniform(0, 0.25) if rng.random() < 0.2 else 0.0,
                         rng.uniform(0.1, 0.6) if rng.random() < 0.5 else 0.0]
-        field_parameters[row] = _smooth_fields(rng, 3)
+        _smooth_fields(rng, field_parameters[row])
+    tones = np.clip(luminances[..., None] + chromas - chroma_luminances[..., None], 0, 1)
     fields = _fields(field_parameters, shape)  # [N, 3, H, W]
     weight = (1 + fields[:, 0]) * amounts[:, 0, None, None]  # 0 (flat) or 0..1 (shaded)
-    image = tones[:, None, None, 0] + (tones[:, None, None, 1] - tones[:, None, None, 0]) * \
-        weight[..., None]
+    # The picture is mixed channels first, [N, 3, H, W]: with the colour as the last axis every
+    # step broadcast over rows of 3 values and took twice as long. Same values either way.
+    tone = tones[..., None, None]  # [N, 4 tones, 3, 1, 1]
+    image = tone[:, 0] + (tone[:, 1] - tone[:, 0]) * weight[:, None]
     for row in np.flatnonzero(clutter):
-        _draw_clutter(generators[row], image[row], float(tones[row, 0] @ LUMA))
+        picture = np.ascontiguousarray(image[row].transpose(1, 2, 0))  # [H, W, 3] for Pillow
+        _draw_clutter(generators[row], picture, float(tones[row, 0] @ LUMA))
+        image[row] = picture.transpose(2, 0, 1)
     for row, under in enumerate(under_masks):
         if under is not None:
-            image[row] += (tones[row, 2] - image[row]) * under[..., None]
-    letter_fill = tones[:, None, None, 3] + (amounts[:, 1, None, None] * fields[:, 1])[..., None]
-    image += (letter_fill - image) * letter_masks[..., None]
-    image *= 1 + (amounts[:, 2, None, None] * fields[:, 2])[..., None]  # uneven light
-    return _degrade(generators, np.clip(image, 0, 1) * 255)
+            image[row] += (tone[row, 2] - image[row]) * under[None]
+    letter_fill = tone[:, 3] + (amounts[:, 1, None, None] * fields[:, 1])[:, None]
+    image += (letter_fill - image) * letter_masks[:, None]
+    image *= 1 + (amounts[:, 2, None, None] * fields[:, 2])[:, None]  # uneven light
+    # back to [N, H, W, 3] in memory: `_degrade`'s matrix products must see the same layout
+    return _degrade(generators, np.ascontiguousarray((np.clip(image, 0, 1) * 255)
+                                                     .transpose(0, 2, 3, 1)))
 
 
 def _degrade(generators: list[np.random.Generator], pixels: np.ndarray) -> np.ndarray:
@@ -638,27 +702,38 @@ def _degrade(generators: list[np.random.Generator], pixels: np.ndarray) -> np.nd
     count, height, width = pixels.shape[:3]
     rows = np.empty((count, height, height), np.float32)
     cols = np.empty((count, width, width), np.float32)
-    noise = np.zeros_like(pixels)
+    noise: dict[int, np.ndarray] = {}  # row -> noise, for the images with some
     jpeg_quality = [0] * count
     for row, rng in enumerate(generators):
         small: tuple[int | None, int | None] = (None, None)
         if rng.random() < 0.15:
             scale = rng.uniform(0.35, 0.7)
             small = (max(4, int(width * scale)), max(4, int(height * scale)))
-        rows[row] = resampling.camera_matrix(height, small[1])
-        cols[row] = resampling.camera_matrix(width, small[0])
-        if rng.random() < 0.4:
-            sigma = resampling.quantised_sigma(rng.uniform(0.3, 1.2))
-            rows[row] = resampling.gaussian_matrix(height, sigma) @ rows[row]
-            cols[row] = resampling.gaussian_matrix(width, sigma) @ cols[row]
+        blurred = rng.random() < 0.4
+        sigma = resampling.quantised_sigma(rng.uniform(0.3, 1.2)) if blurred else 0.0
+        rows[row] = _blurred_camera(height, small[1], sigma)
+        cols[row] = _blurred_camera(width, small[0], sigma)
         if rng.random() < 0.5:
             noise[row] = rng.normal(0, rng.uniform(2, 20),
                                     (height, width, 1 if rng.random() < 0.5 else 3))
         if rng.random() < 0.2:
             jpeg_quality[row] = int(rng.integers(10, 60))
-    pixels = resampling.apply_separable(pixels, rows, cols) + noise
+    pixels = resampling.apply_separable(pixels, rows, cols)
+    for row, sensor_noise in noise.items():
+        pixels[row] += sensor_noise.astype(np.float32)  # float32, as a float32 noise layer was
     pixels = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
     for row, quality in enumerate(jpeg_quality):
         if quality:
             pixels[row] = resampling.jpeg(pixels[row], quality)
     return pixels
+
+
+@functools.lru_cache(maxsize=8192)
+def _blurred_camera(size: int, small: int | None, sigma: float) -> np.ndarray:
+    """[size, size]: a line shrunk to `small` pixels and stretched back
+    (`resampling.camera_matrix`), then blurred at full size with `sigma` (0: not blurred).
+    Cached: the sizes and blurs repeat, and so the product is computed once."""
+    matrix = resampling.camera_matrix(size, small)
+    if sigma:
+        matrix = resampling.gaussian_matrix(size, sigma) @ matrix
+    return matrix

@@ -55,13 +55,24 @@ def test_the_nib_stamps_round_dots_of_the_given_radius():
     from charrec.data.handwriting import _stamp_discs
 
     canvas = np.zeros((40, 40), np.uint8)
-    rows, cols = _stamp_discs(canvas, np.array([[10.0, 10.0], [30.0, 20.0]]),
-                              np.array([1.0, 4.0]))
+    box = _stamp_discs(canvas, np.array([[10.0, 10.0], [30.0, 20.0]]), np.array([1.0, 4.0]))
     assert canvas[10, 10] == 255 and canvas[10, 11] == 255 and canvas[11, 11] == 0
     assert (canvas[:20, :20] > 0).sum() == 5  # radius 1: the pixel and its four neighbours
     big = (canvas[:, 20:] > 0).sum()
     assert abs(big - np.pi * 16) < 8 and canvas[20, 34] == 255 and canvas[20, 35] == 0
-    assert len(rows) == len(cols) >= (canvas > 0).sum()
+    rows, cols = np.nonzero(canvas)
+    assert box == (rows.min(), rows.max(), cols.min(), cols.max()) == (9, 24, 9, 34)
+
+
+def test_the_nib_stays_on_the_canvas():
+    from charrec.data.handwriting import _stamp_discs
+
+    canvas = np.zeros((10, 12), np.uint8)
+    box = _stamp_discs(canvas, np.array([[0.2, 9.4], [11.0, 0.0]]), np.array([2.0, 1.0]))
+    rows, cols = np.nonzero(canvas)
+    assert box == (rows.min(), rows.max(), cols.min(), cols.max()) == (0, 9, 0, 11)
+    assert canvas[9, 0] == canvas[8, 0] == canvas[9, 2] == canvas[1, 11] == 255
+    assert canvas[7, 0] == canvas[9, 3] == canvas[1, 10] == 0  # beyond the radii
 
 
 def test_a_batch_of_paper_is_each_image_painted_alone():
