@@ -52,9 +52,9 @@ class MLP(nn.Module):
         self.act = act
         self.linears = [layer for layer in layers if isinstance(layer, Linear)]  # not registered
         # each Linear's own parameter dict (the same dict for the module's lifetime, updated when a
-        # parameter is replaced, e.g. by `load_state_dict(assign=True)` or `.to()`): reading
-        # W_l, b_l from it each step costs ~1 µs, `layer.weight` ~1 µs per tensor (nn.Module's
-        # __getattr__), which the training step pays at every batch
+        # parameter is replaced, e.g. by `load_state_dict(assign=True)` or `.to()`): the training
+        # step reads W_l, b_l from it at every batch, ~0.5 µs for 1024-64-26 where `layer.weight`,
+        # `layer.bias` (nn.Module's __getattr__) take ~3 µs
         self._linear_parameters = [layer._parameters for layer in self.linears]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
