@@ -58,12 +58,13 @@ def _times_derivative_(name: str, g: torch.Tensor, h: torch.Tensor) -> torch.Ten
 def _forward_layers(x: torch.Tensor, act: str, weights: tuple[torch.Tensor, ...],
                     biases: tuple[torch.Tensor | None, ...]
                     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """(h_0 .. h_{L-1}, y): the layer inputs backward needs, and the output."""
+    """(h_0 .. h_{L-1}, y): the layer inputs backward needs, and the output. (Matrix products
+    as `.mm` calls: the `@` operator costs an extra Python wrapper each.)"""
     outputs = [x]
     h = x
-    for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-        z = h @ weight.t() if bias is None else torch.addmm(bias, h, weight.t())
-        if index == len(weights) - 1:
+    for weight, bias in zip(weights, biases, strict=True):
+        z = h.mm(weight.t()) if bias is None else torch.addmm(bias, h, weight.t())
+        if len(outputs) == len(weights):
             return outputs, z
         h = _activate(act, z)
         outputs.append(h)
@@ -71,23 +72,24 @@ def _forward_layers(x: torch.Tensor, act: str, weights: tuple[torch.Tensor, ...]
 
 
 def _backward_layers(g: torch.Tensor, act: str, outputs: list[torch.Tensor] | tuple,
-                     weights: tuple[torch.Tensor, ...], has_bias: list[bool],
-                     needs_grad: tuple[bool, ...]
+                     weights: tuple[torch.Tensor, ...], needs_grad: tuple[bool, ...]
                      ) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """From g = dL/dy: (dL/dx or None, [dL/dW_1, dL/db_1, ..., dL/dW_L, dL/db_L]).
-    `needs_grad` = (x, W_1, b_1, ..., W_L, b_L): which gradients to compute."""
+    """From g = dL/dy: (dL/dx, [dL/dW_1, dL/db_1, ..., dL/dW_L, dL/db_L]), None for each
+    input that `needs_grad` = (x, W_1, b_1, ..., W_L, b_L) marks False (autograd's
+    `needs_input_grad`: False for a b_l that is None, too)."""
     grads: list[torch.Tensor | None] = [None] * (2 * len(weights))
-    for layer in reversed(range(len(weights))):
+    for layer in range(len(weights) - 1, 0, -1):
         h_below = outputs[layer]
-        if needs_grad[1 + 2 * layer]:
-            grads[2 * layer] = g.t() @ h_below
-        if has_bias[layer] and needs_grad[2 + 2 * layer]:
-            grads[2 * layer + 1] = g.sum(dim=0)
-        if layer > 0:
-            g = _times_derivative_(act, g @ weights[layer], h_below)
-        elif needs_grad[0]:
-            return g @ weights[0], grads
-    return None, grads
+        if needs_grad[2 * layer + 1]:
+            grads[2 * layer] = g.t().mm(h_below)
+        if needs_grad[2 * layer + 2]:
+            grads[2 * layer + 1] = g.sum(0)
+        g = _times_derivative_(act, g.mm(weights[layer]), h_below)
+    if needs_grad[1]:
+        grads[0] = g.t().mm(outputs[0])
+    if needs_grad[2]:
+        grads[1] = g.sum(0)
+    return (g.mm(weights[0]) if needs_grad[0] else None), grads
 
 
 class MLPFunction(Function):
@@ -99,7 +101,6 @@ class MLPFunction(Function):
         outputs, y = _forward_layers(x, act, weights, biases)
         ctx.save_for_backward(*outputs, *weights)
         ctx.act, ctx.n_layers = act, len(weights)
-        ctx.has_bias = [bias is not None for bias in biases]
         return y
 
     @staticmethod
@@ -107,7 +108,7 @@ class MLPFunction(Function):
         saved = ctx.saved_tensors
         outputs, weights = saved[:ctx.n_layers], saved[ctx.n_layers:]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[2:])
-        grad_x, grads = _backward_layers(g, ctx.act, outputs, weights, ctx.has_bias, needs)
+        grad_x, grads = _backward_layers(g, ctx.act, outputs, weights, needs)
         return (grad_x, None, *grads)
 
 
@@ -131,7 +132,11 @@ class MLPCrossEntropyFunction(Function):
     def forward(ctx, x: torch.Tensor, targets: torch.Tensor, act: str, with_grads: bool,
                 *params: torch.Tensor | None):
         ctx.set_materialize_grads(False)  # no zero tensor for the logits' (absent) gradient
-        needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[4:]) if with_grads else None
+        if with_grads:
+            needs_input_grad = ctx.needs_input_grad  # a fresh tuple at each read
+            needs = (needs_input_grad[0], *needs_input_grad[4:])
+        else:
+            needs = None
         loss, logits, ctx.grads = _loss_and_gradients(x, targets, act, params, needs)
         ctx.mark_non_differentiable(logits)
         ctx.with_grads = with_grads
@@ -158,7 +163,7 @@ class MLPCrossEntropyFunction(Function):
             return (None,) * (4 + len(grads))
         # g is exactly 1 after loss.backward(); reading it costs nothing on the CPU, where a GPU
         # would have to wait, so there it is always multiplied in
-        if g.device.type != "cpu" or g.item() != 1.0:
+        if not g.is_cpu or g.item() != 1.0:
             grads = [None if grad is None else grad.mul_(g) for grad in grads]
             grad_x = None if grad_x is None else grad_x.mul_(g)
         return (grad_x, None, None, None, *grads)
@@ -169,21 +174,23 @@ def _loss_and_gradients(x: torch.Tensor, targets: torch.Tensor, act: str,
                         ) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
     """(L, y, (dL/dx, [dL/dW_1, dL/db_1, ...]) or None when `needs` is None): the maths of
     `MLPCrossEntropyFunction`; `needs` = which of x, W_1, b_1, ... want a gradient."""
-    weights, biases = tuple(params[0::2]), tuple(params[1::2])
+    # each torch call costs a few µs of Python and dispatch, as much as the arithmetic on [B, C]
+    # logits: so as few calls as the maths allows, in place where a value is not needed again
+    weights, biases = params[0::2], params[1::2]
     outputs, logits = _forward_layers(x, act, weights, biases)
     batch = logits.shape[0]
     rows = targets.view(-1, 1)
-    shifted = logits - logits.amax(dim=1, keepdim=True)  # row max 0: exp never overflows
-    exp_shifted = shifted.exp()
-    sum_exp = exp_shifted.sum(dim=1, keepdim=True)
-    loss = (sum_exp.log() - shifted.gather(1, rows)).mean()
+    shifted = logits.sub(logits.amax(1, True))  # row max 0: exp never overflows
+    picked = shifted.gather(1, rows)
+    exp_shifted = shifted.exp_()
+    sum_exp = exp_shifted.sum(1, True)
+    loss = sum_exp.log().sub_(picked).mean()
     if needs is None:
         return loss, logits, None
     # g_L = (softmax(y) - onehot(t)) / B, in place: exp / (B sum exp), then -1/B at t
     g = exp_shifted.div_(sum_exp.mul_(batch))
-    g.scatter_add_(1, rows, g.new_full(rows.shape, -1.0 / batch))
-    return loss, logits, _backward_layers(g, act, outputs, weights,
-                                          [bias is not None for bias in biases], needs)
+    g.scatter_(1, rows, -1.0 / batch, reduce="add")
+    return loss, logits, _backward_layers(g, act, outputs, weights, needs)
 
 
 def mlp(x: torch.Tensor, act: str, weights: list[torch.Tensor],

@@ -51,11 +51,16 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.act = act
         self.linears = [layer for layer in layers if isinstance(layer, Linear)]  # not registered
+        # each Linear's own parameter dict (the same dict for the module's lifetime, updated when a
+        # parameter is replaced, e.g. by `load_state_dict(assign=True)` or `.to()`): the training
+        # step reads W_l, b_l from it at every batch, ~0.5 µs for 1024-64-26 where `layer.weight`,
+        # `layer.bias` (nn.Module's __getattr__) take ~3 µs
+        self._linear_parameters = [layer._parameters for layer in self.linears]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The layers as one fused Function (`charrec.nn.fused`): the same maths as running
         `self.layers` in turn, with less per-call overhead."""
-        return mlp(images.reshape(images.shape[0], -1), self.act,
+        return mlp(images.flatten(1), self.act,
                    [layer.weight for layer in self.linears],
                    [layer.bias for layer in self.linears])
 
@@ -63,9 +68,9 @@ class MLP(nn.Module):
                                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, mean softmax cross-entropy) with the layers and the loss as one fused
         Function (`charrec.nn.fused.MLPCrossEntropyFunction`); the logits carry no gradient."""
-        params = [tensor for layer in self.linears for tensor in (layer.weight, layer.bias)]
-        loss, logits = mlp_cross_entropy(images.reshape(images.shape[0], -1), targets, self.act,
-                                         params)
+        params = [tensor for parameters in self._linear_parameters
+                  for tensor in (parameters["weight"], parameters.get("bias"))]
+        loss, logits = mlp_cross_entropy(images.flatten(1), targets, self.act, params)
         return logits, loss
 
 

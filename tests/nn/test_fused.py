@@ -3,6 +3,8 @@ Functions it replaces, and against torch's built-in layers."""
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -210,3 +212,25 @@ def _graph_node_names(node) -> set[str]:
             names.add(type(current).__name__)
             stack += [next_node for next_node, _ in current.next_functions]
     return names
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_training_step_follows_replaced_and_copied_parameters(bias: bool) -> None:
+    """`MLP.logits_and_cross_entropy` reads each Linear's parameters afresh at every step (from
+    the layer's own parameter dict): a parameter replaced by `load_state_dict(assign=True)` is
+    the one used and given a gradient, and a deep copy trains its own parameters."""
+    torch.manual_seed(0)
+    model = MLP(12, 5, (7,), act="tanh", bias=bias)
+    images, targets = torch.randn(4, 3, 4), torch.tensor([0, 1, 4, 2])
+    fresh = {name: torch.randn_like(tensor) for name, tensor in model.state_dict().items()}
+    model.load_state_dict(fresh, assign=True)
+    _, loss = logits_and_loss(model, images, targets, "ce")
+    loss.backward()
+    torch.testing.assert_close(loss, functions.softmax_cross_entropy(model(images), targets))
+    assert all(parameter.grad is not None for parameter in model.parameters())
+
+    copy = deepcopy(model)
+    model.zero_grad(set_to_none=True)
+    logits_and_loss(copy, images, targets, "ce")[1].backward()
+    assert all(parameter.grad is None for parameter in model.parameters())
+    assert all(parameter.grad is not None for parameter in copy.parameters())
