@@ -2,8 +2,9 @@
 
 `run(config, callbacks)` is what `charrec train`, sweep trials, the bundled-model recipe and the
 tests call: it makes sure the dataset exists (rendering the built-in letters if needed), reads
-it into memory (decoding its files, or taking the pixels of letters rendered just now), builds the network and optimizer, trains with `fit`, saves the checkpoint whenever the
-best epoch changes (and every SAVE_EVERY_SECONDS) and measures the test split at the end.
+it into memory (decoding its files, or taking the pixels of letters rendered just now), builds
+the network and optimizer, trains with `fit`, saves the checkpoint whenever the best epoch
+changes (and every SAVE_EVERY_SECONDS) and measures the test split at the end.
 Inside, `train_epoch` and `evaluate` are plain functions handed a model (the shape of
 pytorch/examples' mnist). Progress goes to `Callbacks`, so this module never imports rich;
 plots and tables belong to the CLI.

@@ -21,12 +21,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from charrec.files import atomic_write
 
-if TYPE_CHECKING:
-    from charrec.data.fonts import FontFace
+Face = TypeVar("Face")  # charrec.data.fonts.FontFace (a dataclass), not imported: it imports this
 
 CACHE_DIR_ENV = "CHARREC_CACHE_DIR"
 CACHE_FILE = "font-faces.json"
@@ -43,14 +42,14 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "charrec"
 
 
-def faces_of_files(paths: Sequence[Path], check: Callable[[Path], list[FontFace]],
-                   face_type: Callable[..., FontFace]) -> dict[Path, list[FontFace]]:
+def faces_of_files(paths: Sequence[Path], check: Callable[[Path], list[Face]],
+                   face_type: Callable[..., Face]) -> dict[Path, list[Face]]:
     """{path: check(path)} for every path, taking unchanged files' answers from the cache and
     writing the cache back when anything was checked anew. A file `check` cannot read (OSError,
     ValueError) is left out, and is checked again next time."""
     stamp = _stamp()
     entries = _read(stamp)
-    found: dict[Path, list[FontFace]] = {}
+    found: dict[Path, list[Face]] = {}
     fresh: dict[str, Any] = {}
     for path in paths:
         key, signature = str(path), _signature(path)
@@ -67,7 +66,8 @@ def faces_of_files(paths: Sequence[Path], check: Callable[[Path], list[FontFace]
         except (OSError, ValueError):
             continue
         if signature is not None:
-            fresh[key] = {"file": signature, "faces": [asdict(face) for face in found[path]]}
+            fresh[key] = {"file": signature,
+                          "faces": [asdict(face) for face in found[path]]}  # type: ignore
     if fresh != entries:
         _write(stamp, fresh)
     return found
