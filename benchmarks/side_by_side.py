@@ -24,6 +24,17 @@ class Trainer:
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
+    def step(self, index: torch.Tensor) -> float:
+        """CPU seconds of this thread for one training step on the images at `index` (with one
+        torch thread, the work itself; the loss is read, so the step is finished)."""
+        started = time.thread_time()
+        loss = self.batch_loss(self.images[index], self.labels[index])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        loss.item()
+        return time.thread_time() - started
+
     def epoch(self, order: torch.Tensor) -> float:
         """Wall seconds for one epoch (the last batch's loss is read, so all work is finished);
         the CPU seconds of this thread for it go to `self.cpu_seconds` (less disturbed by other

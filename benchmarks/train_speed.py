@@ -1,7 +1,8 @@
 """Training speed: charrec's hand-written-autograd MLP against the same MLP from torch's layers.
 
     python benchmarks/train_speed.py [--hidden 256 64] [--rounds 7] [--batch-size 64]
-                                     [--threads N] [--train-epochs 50] [--json]
+                                     [--threads N] [--step-rounds 5] [--train-epochs 50]
+                                     [--json]
 
 Part 1, side by side in one process on the same in-memory data (4096 random 32x32 images, 26
 classes), the same batch size, the same initial weights, the same optimizer (Adam) and the same
@@ -16,6 +17,10 @@ disturbed by other processes on a shared machine; with --threads 1 the CPU time 
 and the median over rounds of each round's ratio (its two epochs ran back to back, so a load
 that changes slowly cancels out), in wall and CPU time.
 
+Part 1b (`--step-rounds`): the same contenders alternated step by step, in a random order per
+batch, each step's CPU time recorded (`interleaved`): the least disturbed by a machine whose
+speed drifts between epochs.
+
 Part 2: the wall time of a full `charrec.train.run` run (50 epochs of a 1024-64-26 MLP on 4096
 32x32 images, validation every epoch), i.e. the library's real training loop.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 
@@ -105,6 +111,52 @@ def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
                                3)}
 
 
+def interleaved(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
+    """Part 1b: the same two contenders, alternated step by step instead of epoch by epoch.
+
+    Each round visits every batch of a shuffled epoch; for each batch both contenders take their
+    training step on it, in a random order, and each step's CPU time is recorded. Neighbouring
+    steps see the same machine, so a speed that drifts over seconds (a shared VM's does by
+    +-5% between epochs) cancels out; what remains is the cost of a step itself. Printed: the
+    median step of each, and the ratio torch/charrec of the medians and of the means of the
+    fastest 75% of steps (both >= 0.98 for the target)."""
+    images, labels = make_data(N_IMAGES, seed=0)
+    torch.manual_seed(0)
+    ours = MLP(SIZE * SIZE, N_CLASSES, (hidden,), act="relu")
+    trainers = {
+        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size,
+                           lr=2e-3, batch_loss=lambda images, labels: logits_and_loss(
+                               ours, images, labels, "ce")[1]),
+        "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size,
+                         lr=2e-3),
+    }
+    generator = torch.Generator().manual_seed(1)
+    coin = random.Random(2)
+    for trainer in trainers.values():  # warm-up
+        trainer.epoch(torch.randperm(N_IMAGES, generator=generator))
+    steps: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(rounds):
+        order = torch.randperm(N_IMAGES, generator=generator)
+        for start in range(0, N_IMAGES, batch_size):
+            index = order[start:start + batch_size]
+            names = list(trainers)
+            coin.shuffle(names)
+            for name in names:
+                steps[name].append(trainers[name].step(index))
+
+    def trimmed_mean(values: list[float]) -> float:
+        fastest = sorted(values)[:len(values) * 3 // 4]
+        return statistics.fmean(fastest)
+
+    medians = {name: statistics.median(values) for name, values in steps.items()}
+    return {"hidden": hidden, "steps": len(steps["charrec"]),
+            "charrec_step_us": round(medians["charrec"] * 1e6, 1),
+            "torch_step_us": round(medians["torch"] * 1e6, 1),
+            "ratio": round(medians["torch"] / medians["charrec"], 3),
+            "trimmed_ratio": round(trimmed_mean(steps["torch"]) / trimmed_mean(steps["charrec"]),
+                                   3)}
+
+
 def full_training(epochs: int, batch_size: int) -> dict[str, float]:
     images, labels = make_data(N_IMAGES + 600, seed=2)
     data = {
@@ -132,6 +184,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: "
                         "torch's own choice)")
+    parser.add_argument("--step-rounds", type=int, default=5,
+                        help="epochs of steps interleaved one by one (part 1b; 0 skips it)")
     parser.add_argument("--train-epochs", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -140,6 +194,7 @@ def main() -> None:
 
     report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                     "comparisons": [], "training": None}
+    report["interleaved"] = []
     for hidden in args.hidden:
         result = compare(hidden, args.batch_size, args.rounds)
         report["comparisons"].append(result)
@@ -153,6 +208,14 @@ def main() -> None:
                   f"{result['paired_ratio']:.3f}, CPU {result['paired_cpu_ratio']:.3f}; "
                   f"target >= 0.98)",
                   flush=True)
+    for hidden in args.hidden if args.step_rounds else []:
+        result = interleaved(hidden, args.batch_size, args.step_rounds)
+        report["interleaved"].append(result)
+        if not args.json:
+            print(f"MLP 1024-{hidden}-26, steps interleaved ({result['steps']:,} each, random "
+                  f"order per batch), CPU time of a step: charrec {result['charrec_step_us']} us"
+                  f"  torch {result['torch_step_us']} us  ratio {result['ratio']:.3f} "
+                  f"(fastest 75%: {result['trimmed_ratio']:.3f}; target >= 0.98)", flush=True)
     if args.train_epochs:
         report["training"] = full_training(args.train_epochs, args.batch_size)
         if not args.json:
