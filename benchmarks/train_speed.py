@@ -70,17 +70,23 @@ def torch_twin(model: MLP) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
+def contenders(hidden: int, batch_size: int) -> dict[str, Trainer]:
+    """charrec's MLP 1024-hidden-26 and its torch twin (same initial weights), each with Adam on
+    the same 4096 random images."""
     images, labels = make_data(N_IMAGES, seed=0)
     torch.manual_seed(0)
     ours = MLP(SIZE * SIZE, N_CLASSES, (hidden,), act="relu")
-    trainers = {
+    return {
         "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size,
                            lr=2e-3, batch_loss=lambda images, labels: logits_and_loss(
                                ours, images, labels, "ce")[1]),
         "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size,
                          lr=2e-3),
     }
+
+
+def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
+    trainers = contenders(hidden, batch_size)
     generator = torch.Generator().manual_seed(1)
     for trainer in trainers.values():  # warm-up
         trainer.epoch(torch.randperm(N_IMAGES, generator=generator))
@@ -120,16 +126,7 @@ def interleaved(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
     +-5% between epochs) cancels out; what remains is the cost of a step itself. Printed: the
     median step of each, and the ratio torch/charrec of the medians and of the means of the
     fastest 75% of steps (both >= 0.98 for the target)."""
-    images, labels = make_data(N_IMAGES, seed=0)
-    torch.manual_seed(0)
-    ours = MLP(SIZE * SIZE, N_CLASSES, (hidden,), act="relu")
-    trainers = {
-        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size,
-                           lr=2e-3, batch_loss=lambda images, labels: logits_and_loss(
-                               ours, images, labels, "ce")[1]),
-        "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size,
-                         lr=2e-3),
-    }
+    trainers = contenders(hidden, batch_size)
     generator = torch.Generator().manual_seed(1)
     coin = random.Random(2)
     for trainer in trainers.values():  # warm-up
