@@ -90,9 +90,12 @@ def _contrasting_background(rgba: Image.Image) -> int:
 
 def resize_gray(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
     """The per-image step: any PIL image -> grayscale resized to (H, W), uint8 tensor [H, W]."""
-    height, width = norm_size
-    return torch.frombuffer(bytearray(gray_bytes(image, norm_size)),
-                            dtype=torch.uint8).view(height, width)
+    return _as_tensor(gray_bytes(image, norm_size), norm_size)
+
+
+def _as_tensor(pixels: bytes, norm_size: tuple[int, int]) -> torch.Tensor:
+    """H*W gray bytes -> uint8 tensor [H, W] (a copy: the bytes stay immutable)."""
+    return torch.frombuffer(bytearray(pixels), dtype=torch.uint8).view(*norm_size)
 
 
 def gray_bytes(image: Image.Image, norm_size: tuple[int, int]) -> bytes:
@@ -148,9 +151,7 @@ def _border_median(pixels: torch.Tensor) -> torch.Tensor:
 
 def load_gray(path: str | Path, norm_size: tuple[int, int]) -> torch.Tensor:
     """Read one image file -> uint8 [H, W] (the part of `load_image` done per image)."""
-    height, width = norm_size
-    return torch.frombuffer(bytearray(read_gray(path, norm_size)),
-                            dtype=torch.uint8).view(height, width)
+    return _as_tensor(read_gray(path, norm_size), norm_size)
 
 
 def read_gray(path: str | Path, norm_size: tuple[int, int]) -> bytes:
