@@ -190,8 +190,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "comparisons": [], "training": None}
-    report["interleaved"] = []
+                    "comparisons": [], "interleaved": [], "training": None}
     for hidden in args.hidden:
         result = compare(hidden, args.batch_size, args.rounds)
         report["comparisons"].append(result)
