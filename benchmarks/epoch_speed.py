@@ -31,9 +31,9 @@ def in_turn_epoch(model, optimizer, images, labels, generators) -> None:
     order = torch.randperm(len(images), generator=shuffle)
     for start in range(0, len(images), 64):
         index = order[start:start + 64]
+        optimizer.zero_grad(set_to_none=True)
         _, loss = logits_and_loss(model, augment_batch(images[index], augment_generator),
                                   labels[index], "ce")
-        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 

@@ -13,7 +13,12 @@ from torch import nn
 class Trainer:
     """One model + loss + Adam; `epoch(order)` runs one pass of training steps. The loss of a
     batch is `loss_fn(model(images), labels)`, or `batch_loss(images, labels)` when given (a
-    contender whose model and loss run as one, as charrec's training step does)."""
+    contender whose model and loss run as one, as charrec's training step does).
+
+    A step is charrec's (`charrec.train.train_epoch`): zero_grad, loss, backward, optimizer step.
+    (Where zero_grad goes does not matter to torch's layers, which make their gradients in
+    backward; charrec's fused MLP makes them in forward, where dropping the old ones first lets
+    the new ones reuse their memory.)"""
 
     def __init__(self, model: nn.Module, loss_fn: Callable, images: torch.Tensor,
                  labels: torch.Tensor, batch_size: int, lr: float = 1e-3,
@@ -28,8 +33,8 @@ class Trainer:
         """CPU seconds of this thread for one training step on the images at `index` (with one
         torch thread, the work itself; the loss is read, so the step is finished)."""
         started = time.thread_time()
-        loss = self.batch_loss(self.images[index], self.labels[index])
         self.optimizer.zero_grad(set_to_none=True)
+        loss = self.batch_loss(self.images[index], self.labels[index])
         loss.backward()
         self.optimizer.step()
         loss.item()
@@ -43,8 +48,8 @@ class Trainer:
         loss = torch.zeros(())
         for start in range(0, len(order), self.batch_size):
             index = order[start:start + self.batch_size]
-            loss = self.batch_loss(self.images[index], self.labels[index])
             self.optimizer.zero_grad(set_to_none=True)
+            loss = self.batch_loss(self.images[index], self.labels[index])
             loss.backward()
             self.optimizer.step()
         loss.item()

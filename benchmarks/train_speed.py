@@ -17,6 +17,10 @@ disturbed by other processes on a shared machine; with --threads 1 the CPU time 
 and the median over rounds of each round's ratio (its two epochs ran back to back, so a load
 that changes slowly cancels out), in wall and CPU time.
 
+A step is charrec's training step (zero_grad, loss, backward, optimizer step), and the
+process's objects after import are frozen out of the garbage collector, as the `charrec` CLI
+does (`gc.freeze`).
+
 Part 1b (`--step-rounds`): the same contenders alternated step by step, in a random order per
 batch, each step's CPU time recorded (`interleaved`): the least disturbed by a machine whose
 speed drifts between epochs.
@@ -28,6 +32,7 @@ Part 2: the wall time of a full `charrec.train.run` run (50 epochs of a 1024-64-
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import statistics
@@ -188,6 +193,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    # as charrec's CLI does after importing torch (`charrec.cli_common.import_torch`): torch's
+    # million-odd objects out of the garbage collector's reach, so that no full collection
+    # (~0.1 s each) lands in one contender's epoch and not the other's
+    gc.freeze()
 
     report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                     "comparisons": [], "interleaved": [], "training": None}

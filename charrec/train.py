@@ -329,8 +329,8 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
     generator = torch.Generator(device=device).manual_seed(config.seed)
     augment = augmenter(config)
     batch = images.to(device) if augment is None else augment(images.to(device), generator)
-    logits, loss = logits_and_loss(model, batch, labels.to(device), config.loss)
     optimizer.zero_grad(set_to_none=True)
+    logits, loss = logits_and_loss(model, batch, labels.to(device), config.loss)
     loss.backward()
     optimizer.step()
     if not math.isfinite(loss.item()):
@@ -421,8 +421,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
     with contextlib.closing(training_batches(images, labels, order, batch_size, augment,
                                              augment_generator)) as batches:
         for batch_images, batch_labels in batches:
-            logits, batch_loss = logits_and_loss(model, batch_images, batch_labels, loss)
+            # the gradients are dropped before the forward pass: the fused MLP Function
+            # (`charrec.nn.fused`) computes the new ones there, and so reuses the memory (still
+            # in cache from the optimizer step) instead of holding two sets at once
             optimizer.zero_grad(set_to_none=True)
+            logits, batch_loss = logits_and_loss(model, batch_images, batch_labels, loss)
             batch_loss.backward()
             optimizer.step()
             losses.append(batch_loss.detach())
