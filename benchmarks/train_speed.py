@@ -1,8 +1,8 @@
 """Training speed: charrec's hand-written-autograd MLP against the same MLP from torch's layers.
 
-    python benchmarks/train_speed.py [--hidden 256 64] [--rounds 7] [--batch-size 64]
-                                     [--threads N] [--step-rounds 5] [--train-epochs 50]
-                                     [--json]
+    python benchmarks/train_speed.py [--hidden 256 64] [--processes 6] [--rounds 7]
+                                     [--batch-size 64] [--threads N] [--control]
+                                     [--step-rounds 5] [--train-epochs 50] [--json]
 
 Part 1, side by side in one process on the same in-memory data (4096 random 32x32 images, 26
 classes), the same batch size, the same initial weights, the same optimizer (Adam) and the same
@@ -11,11 +11,17 @@ shuffled order: samples/s of one training epoch of
     (`charrec.nn.model.logits_and_loss`: the layers and the loss as one fused Function), and
   - torch:   `nn.Linear`/`nn.ReLU` + `F.cross_entropy`.
 After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) for several rounds,
-so a busy machine slows both alike; the medians and their ratio (target >= 0.98) are printed,
-the ratio of the fastest epochs, the ratio of the training thread's CPU time (both least
-disturbed by other processes on a shared machine; with --threads 1 the CPU time is the work),
+so a busy machine slows both alike; per process: the medians and their ratio, the ratio of the
+fastest epochs, of the training thread's CPU time (with --threads 1 the CPU time is the work),
 and the median over rounds of each round's ratio (its two epochs ran back to back, so a load
 that changes slowly cancels out), in wall and CPU time.
+
+Part 1 runs in `--processes` fresh processes, half of them building charrec's contender first
+and half torch's, and prints the median of the processes' ratios (target >= 0.98) with each
+process's ratio. In one process, the order in which the two are built moves the ratio by up to
+~6% (where their tensors land in memory): one process would measure that placement as much as
+the code. `--control` runs torch's MLP against a copy of itself instead (an A/A run: the spread
+that noise and placement alone give on this machine).
 
 A step is charrec's training step (zero_grad, loss, backward, optimizer step), and the
 process's objects after import are frozen out of the garbage collector, as the `charrec` CLI
@@ -36,6 +42,8 @@ import gc
 import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -46,7 +54,6 @@ from torch import nn
 from charrec.config import make_config
 from charrec.data.loading import LetterData
 from charrec.nn import functions
-from charrec.nn.layers import Linear
 from charrec.nn.model import MLP, logits_and_loss
 from charrec.train import run
 
@@ -60,38 +67,54 @@ def make_data(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
+def torch_layers(hidden: int) -> nn.Sequential:
+    """The MLP 1024-hidden-26 from torch's own layers (weights to be copied in)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(SIZE * SIZE, hidden), nn.ReLU(),
+                         nn.Linear(hidden, N_CLASSES))
+
+
+def copy_weights(model: MLP, twin: nn.Sequential) -> nn.Sequential:
+    """`twin` (from `torch_layers`) with a copy of `model`'s weights: the same network."""
+    theirs = [module for module in twin if isinstance(module, nn.Linear)]
+    with torch.no_grad():
+        for mine, linear in zip(model.linears, theirs, strict=True):
+            linear.weight.copy_(mine.weight)
+            linear.bias.copy_(mine.bias)
+    return twin
+
+
 def torch_twin(model: MLP) -> nn.Sequential:
     """The same network from torch's own layers, with a copy of `model`'s weights."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    for module in model.layers:
-        if isinstance(module, Linear):
-            linear = nn.Linear(module.in_features, module.out_features)
-            with torch.no_grad():
-                linear.weight.copy_(module.weight)
-                linear.bias.copy_(module.bias)
-            layers.append(linear)
-        else:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return copy_weights(model, torch_layers(model.linears[0].out_features))
 
 
-def contenders(hidden: int, batch_size: int) -> dict[str, Trainer]:
+def contenders(hidden: int, batch_size: int, first: str = "charrec",
+               control: bool = False) -> dict[str, Trainer]:
     """charrec's MLP 1024-hidden-26 and its torch twin (same initial weights), each with Adam on
-    the same 4096 random images."""
+    the same 4096 random images, built (and listed, so warmed up and given their optimizer state)
+    in that order with `first` first: where each lands in memory moves its speed by a few
+    percent (see `across_processes`). `control`: the "charrec" contender is a second torch
+    twin (an A/A run)."""
     images, labels = make_data(N_IMAGES, seed=0)
+    early = torch_layers(hidden) if first == "torch" else None  # allocated before charrec's
     torch.manual_seed(0)
     ours = MLP(SIZE * SIZE, N_CLASSES, (hidden,), act="relu")
-    return {
-        "charrec": Trainer(ours, functions.softmax_cross_entropy, images, labels, batch_size,
-                           lr=2e-3, batch_loss=lambda images, labels: logits_and_loss(
-                               ours, images, labels, "ce")[1]),
-        "torch": Trainer(torch_twin(ours), F.cross_entropy, images, labels, batch_size,
-                         lr=2e-3),
+    mine = torch_twin(ours) if control else ours  # (built before torch's unless it came first)
+    twin = copy_weights(ours, early if early is not None else torch_layers(hidden))
+    trainers = {
+        "charrec": Trainer(mine, F.cross_entropy if control else functions.softmax_cross_entropy,
+                           images, labels, batch_size, lr=2e-3, batch_loss=None if control else
+                           lambda images, labels: logits_and_loss(ours, images, labels, "ce")[1]),
+        "torch": Trainer(twin, F.cross_entropy, images, labels, batch_size, lr=2e-3),
     }
+    return {name: trainers[name] for name in (first, *(set(trainers) - {first}))}
 
 
-def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
-    trainers = contenders(hidden, batch_size)
+def compare(hidden: int, batch_size: int, rounds: int, first: str = "charrec",
+            control: bool = False) -> dict[str, float]:
+    """Part 1 in this process: the contenders (built with `first` first) alternated epoch by
+    epoch for `rounds` rounds after one warm-up epoch each."""
+    trainers = contenders(hidden, batch_size, first, control)
     generator = torch.Generator().manual_seed(1)
     for trainer in trainers.values():  # warm-up
         trainer.epoch(torch.randperm(N_IMAGES, generator=generator))
@@ -110,7 +133,7 @@ def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
                                                          strict=True)]
     ours_rate = N_IMAGES / statistics.median(seconds["charrec"])
     torch_rate = N_IMAGES / statistics.median(seconds["torch"])
-    return {"hidden": hidden, "batch_size": batch_size, "rounds": rounds,
+    return {"hidden": hidden, "batch_size": batch_size, "rounds": rounds, "first": first,
             "charrec_samples_per_s": round(ours_rate), "torch_samples_per_s": round(torch_rate),
             "ratio": round(ours_rate / torch_rate, 3),
             "paired_ratio": round(statistics.median(paired), 3),
@@ -120,6 +143,34 @@ def compare(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
             # CPU time of the training thread (one torch thread): what the work itself costs
             "cpu_ratio": round(statistics.median(cpu["torch"]) / statistics.median(cpu["charrec"]),
                                3)}
+
+
+def across_processes(hidden: int, args: argparse.Namespace) -> dict:
+    """Part 1 in `args.processes` fresh processes, one after another, half of them building
+    charrec's contender first and half torch's: the median over processes of each one's ratio
+    (so where the contenders happened to land in memory, which moves a ratio by up to ~6%,
+    cancels out instead of favouring one of them)."""
+    runs = []
+    for index in range(args.processes):
+        first = ("charrec", "torch")[index % 2]
+        command = [sys.executable, __file__, "--worker", "--hidden", str(hidden),
+                   "--rounds", str(args.rounds), "--batch-size", str(args.batch_size),
+                   "--first", first]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        command += ["--control"] if args.control else []
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(output))
+
+    def median_of(key: str) -> float:
+        return round(statistics.median(run[key] for run in runs), 3)
+
+    return {"hidden": hidden, "batch_size": args.batch_size, "processes": args.processes,
+            "rounds": args.rounds, "control": args.control,
+            **{key: median_of(key) for key in ("ratio", "cpu_ratio", "paired_ratio",
+                                               "paired_cpu_ratio", "best_epoch_ratio")},
+            "ratios": {first: [run["ratio"] for run in runs if run["first"] == first]
+                       for first in ("charrec", "torch")},
+            "runs": runs}
 
 
 def interleaved(hidden: int, batch_size: int, rounds: int) -> dict[str, float]:
@@ -183,13 +234,22 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 64],
                         help="hidden widths to compare (one MLP 1024-H-26 each)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per process (part 1)")
+    parser.add_argument("--processes", type=int, default=6,
+                        help="fresh processes for part 1, alternately building charrec's or "
+                        "torch's contender first")
+    parser.add_argument("--control", action="store_true",
+                        help="part 1 as an A/A run: torch's MLP against a second copy of itself "
+                        "(the ratio that noise and memory placement alone give)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: "
                         "torch's own choice)")
     parser.add_argument("--step-rounds", type=int, default=5,
                         help="epochs of steps interleaved one by one (part 1b; 0 skips it)")
     parser.add_argument("--train-epochs", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--first", choices=("charrec", "torch"), default="charrec",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,22 +257,28 @@ def main() -> None:
     # million-odd objects out of the garbage collector's reach, so that no full collection
     # (~0.1 s each) lands in one contender's epoch and not the other's
     gc.freeze()
+    if args.worker:  # one process of part 1 (`across_processes`)
+        print(json.dumps(compare(args.hidden[0], args.batch_size, args.rounds, args.first,
+                                 args.control)))
+        return
 
     report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                     "comparisons": [], "interleaved": [], "training": None}
     for hidden in args.hidden:
-        result = compare(hidden, args.batch_size, args.rounds)
+        result = across_processes(hidden, args)
         report["comparisons"].append(result)
         if not args.json:
-            print(f"MLP 1024-{hidden}-26, batch {args.batch_size}, {args.rounds} rounds, "
-                  f"{report['threads']} threads:  charrec {result['charrec_samples_per_s']:,} "
-                  f"samples/s   torch nn.Linear+F.cross_entropy "
-                  f"{result['torch_samples_per_s']:,} samples/s   ratio {result['ratio']:.3f} "
-                  f"(fastest epochs: {result['best_epoch_ratio']:.3f}; CPU time: "
-                  f"{result['cpu_ratio']:.3f}; median of the rounds' ratios: wall "
+            ours = "a second torch MLP (control)" if args.control else "charrec"
+            by_order = "; ".join(f"{first} built first: "
+                                 + ", ".join(f"{ratio:.3f}" for ratio in ratios)
+                                 for first, ratios in result["ratios"].items())
+            print(f"MLP 1024-{hidden}-26, batch {args.batch_size}, {ours} vs torch "
+                  f"nn.Linear+F.cross_entropy, {args.processes} processes x {args.rounds} "
+                  f"rounds, {report['threads']} threads:  ratio {result['ratio']:.3f} (median "
+                  f"of the processes' ratios; {by_order}); CPU time {result['cpu_ratio']:.3f}; "
+                  f"fastest epochs {result['best_epoch_ratio']:.3f}; rounds' ratios: wall "
                   f"{result['paired_ratio']:.3f}, CPU {result['paired_cpu_ratio']:.3f}; "
-                  f"target >= 0.98)",
-                  flush=True)
+                  f"target >= 0.98", flush=True)
     for hidden in args.hidden if args.step_rounds else []:
         result = interleaved(hidden, args.batch_size, args.step_rounds)
         report["interleaved"].append(result)
@@ -220,7 +286,8 @@ def main() -> None:
             print(f"MLP 1024-{hidden}-26, steps interleaved ({result['steps']:,} each, random "
                   f"order per batch), CPU time of a step: charrec {result['charrec_step_us']} us"
                   f"  torch {result['torch_step_us']} us  ratio {result['ratio']:.3f} "
-                  f"(fastest 75%: {result['trimmed_ratio']:.3f}; target >= 0.98)", flush=True)
+                  f"(fastest 75%: {result['trimmed_ratio']:.3f}; one process, charrec built "
+                  f"first)", flush=True)
     if args.train_epochs:
         report["training"] = full_training(args.train_epochs, args.batch_size)
         if not args.json:
