@@ -200,6 +200,24 @@ def test_mlp_cross_entropy_refuses_a_second_derivative() -> None:
         torch.autograd.grad(loss, weights[0], create_graph=True)
 
 
+def test_mlp_cross_entropy_backward_twice_through_a_retained_graph() -> None:
+    """A second backward (retain_graph=True) computes the gradients again from the saved
+    inputs: the same as the first; an input changed in place in between is refused (autograd's
+    check of saved tensors), not used for wrong gradients."""
+    weights, biases = _params((4, 3, 2), True, seed=18)
+    params = [weights[0], biases[0], weights[1], biases[1]]
+    x, targets = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
+    loss, _ = mlp_cross_entropy(x, targets, "tanh", params)
+    first = torch.autograd.grad(loss, params, retain_graph=True)
+    second = torch.autograd.grad(loss * 3, params, retain_graph=True)
+    for once, again in zip(first, second, strict=True):
+        torch.testing.assert_close(again, 3 * once, rtol=0, atol=1e-12)
+    with torch.no_grad():
+        weights[1].add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, params)
+
+
 def _forbidden(*args, **kwargs):
     raise AssertionError("a torch built-in layer was used inside the model or loss")
 
