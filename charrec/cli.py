@@ -286,6 +286,7 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
 # ------------------------------------------------------------------------------------------- test
 
 ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
+BackendOption = Annotated[str, typer.Option(metavar="auto|onnx|torch", help="What runs the model: onnx (ONNX Runtime, no torch: for .onnx files and the bundled model), torch (for .pth checkpoints), or auto (onnx where the model has an ONNX form).")]
 SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
 
@@ -298,6 +299,19 @@ def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
     choice = resolve_model(model)
     network, config, checkpoint = load_model(choice.path)
     return network, config, checkpoint, choice
+
+
+def load_chosen_reader(model: str | None, backend: str) -> Any:
+    """Resolve `--model` and load it on the backend `--backend` asks for (see
+    `charrec.reader`); torch is imported only when it runs the model."""
+    from charrec.models.resolve import resolve_model
+    from charrec.reader import choose_backend, open_reader
+
+    choice = resolve_model(model)
+    chosen = choose_backend(choice, backend)
+    if chosen == "torch":
+        import_torch()
+    return open_reader(choice, chosen)
 
 
 def say_which_model(label: str) -> None:
@@ -406,28 +420,26 @@ def predict(
     top_k: Annotated[int, typer.Option(min=1, max=26, help="Also show the K most likely letters.")] = 1,
     sheet: SheetOption = None,
     sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the doubtful ones first).")] = 64,
+    backend: BackendOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
     debug: Debug = False,
 ) -> None:
     """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
     when the image holds no letter or the model is unsure."""
-    import_torch()
     from charrec.errors import ConfigError
-    from charrec.models.resolve import describe_model
-    from charrec.predict import predict_images
     from charrec.report import progress_task
 
     given = [*(images or []), *(im_path or [])]
     if not given:
         raise ConfigError("give one or more images or folders, e.g. `charrec predict a.png "
                           "photos/` (or --im-path a.png)")
-    network, config, checkpoint, choice = load_chosen_model(model)
+    reader = load_chosen_reader(model, backend)
+    choice = reader.choice
     paths = _expand_image_paths(given)
     with progress_task(f"reading {len(paths)} images", quiet=True,
                        show=len(paths) > 100) as update:
-        results, failures = predict_images(network, config, checkpoint["classes"], paths,
-                                           top_k, on_image=update)
-    label = describe_model(choice, checkpoint)
+        results, failures = reader.predict_images(paths, top_k, on_image=update)
+    label = reader.describe()
     if results:
         say_which_model(label)
     if json_output:
@@ -475,3 +487,7 @@ app.command("sweep", cls=Command)(sweep_command)
 from charrec import cli_models  # noqa: E402
 
 cli_models.register(app)
+
+from charrec import cli_export  # noqa: E402
+
+cli_export.register(app)
