@@ -41,6 +41,7 @@ from charrec.config import make_config, replace
 from charrec.data.synth import generate_dataset
 from charrec.export import export_model
 from charrec.measure import measure
+from charrec.reader import load_reader
 from charrec.train import run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,10 +57,10 @@ def read_recipe(path: Path) -> tuple[dict, dict, str]:
 
 def measure_realdev(model_path: Path, realdev: Path) -> dict[str, dict]:
     """Accuracy on each folder-per-letter set under `realdev` (whole folder as a test set)."""
-    model, config, checkpoint = load_model(model_path)
+    reader = load_reader(model_path, "torch")
     results = {}
     for folder in sorted(path for path in realdev.iterdir() if path.is_dir()):
-        measurement = measure(model, config, checkpoint["classes"], folder)
+        measurement = measure(reader, reader.config, folder)
         per_class = measurement.per_class()
         weakest = sorted((values["accuracy"], letter) for letter, values in per_class.items()
                          if values["accuracy"] is not None)[:5]

@@ -290,17 +290,6 @@ BackendOption = Annotated[str, typer.Option(metavar="auto|onnx|torch", help="Wha
 SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
 
-def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
-    """Resolve `--model` (see `charrec.models.resolve`) and load it -> (network, config,
-    checkpoint, choice)."""
-    from charrec.checkpoint import load_model
-    from charrec.models.resolve import resolve_model
-
-    choice = resolve_model(model)
-    network, config, checkpoint = load_model(choice.path)
-    return network, config, checkpoint, choice
-
-
 def load_chosen_reader(model: str | None, backend: str) -> Any:
     """Resolve `--model` and load it on the backend `--backend` asks for (see
     `charrec.reader`); torch is imported only when it runs the model."""
@@ -329,6 +318,7 @@ def test(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. [default: next to the model, <name>_confusion_<data>.png]", show_default=False)] = None,
     sheet: SheetOption = None,
     sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the wrong ones first).")] = 64,
+    backend: BackendOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     debug: Debug = False,
@@ -336,17 +326,16 @@ def test(
     """Measure a saved model's accuracy on a dataset split."""
     import re
 
-    import_torch()
     from charrec.measure import measure_data, test_images
-    from charrec.models.resolve import describe_model
     from charrec.report import per_class_table, plot_confusion, step
 
-    network, config, checkpoint, choice = load_chosen_model(model)
+    reader = load_chosen_reader(model, backend)
+    choice, config = reader.choice, reader.config
     directory = data_dir or config.data_dir
     with step(f"Reading images from {directory}", quiet=json_output):
         data, name = test_images(config, data_dir, split, strict)
     with step(f"Testing {len(data)} images", quiet=json_output):
-        result = measure_data(network, data, name, checkpoint["classes"])
+        result = measure_data(reader, data, name)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
     stem = "bundled" if choice.bundled else choice.path.stem
     folder = Path(".") if choice.bundled else choice.path.parent
@@ -358,7 +347,7 @@ def test(
         "n_images": len(result.data), "n_skipped": len(result.data.skipped),
         "data": result.data_name, "split": split,
         "data_dir": str(Path(directory).resolve()),
-        "model": describe_model(choice, checkpoint), "model_path": str(choice.path),
+        "model": reader.describe(), "model_path": str(choice.path), "backend": reader.backend,
         "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
@@ -370,7 +359,7 @@ def test(
         from charrec.measure import predicted_images
 
         with step(f"Drawing the contact sheet {sheet}", quiet=json_output):
-            drawn = prediction_sheet(predicted_images(network, result), sheet,
+            drawn = prediction_sheet(predicted_images(reader, result), sheet,
                                      f"{stem} on {result.data_name}", n=sheet_n)
         summary["sheet_png"] = str(drawn.path)
     if json_output:

@@ -71,7 +71,10 @@ def load_onnx(path: str | Path, threads: int | None = None) -> OnnxModel:
     if not path.is_file():
         hint = " (write one with `charrec export`)" if not path.exists() else ""
         raise CheckpointError(f"ONNX model not found: {path}{hint}")
-    session = _session(path, path.read_bytes(), threads)
+    data = path.read_bytes()
+    if not data:
+        raise CheckpointError(f"{path}: empty file, not an ONNX model")
+    session = _session(path, data, threads)
     metadata = session.get_modelmeta().custom_metadata_map
     classes, norm_size = _charrec_metadata(path, metadata)
     _check_signature(path, session, classes, norm_size)

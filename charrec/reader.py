@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from charrec.config import TrainConfig, stored_config
 from charrec.errors import ConfigError
 from charrec.models.resolve import ModelChoice, describe_model, resolve_model
 from charrec.predict import ImageInput, Prediction, predict_images
@@ -58,6 +59,13 @@ class Reader:
     def describe(self) -> str:
         """One line: which model answered and on which backend."""
         return describe_model(self.choice, self.info, self.backend)
+
+    @property
+    def config(self) -> TrainConfig:
+        """The training config stored with the model (data folder, seed, norm_size, ...)."""
+        if self.torch_model is not None:
+            return self.torch_model[1]
+        return stored_config(self.info.get("config"), self.choice.path)
 
 
 def choose_backend(choice: ModelChoice, backend: str = "auto") -> str:
