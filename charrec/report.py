@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 class LazyConsole:
     """A rich `Console`, made on first use: importing rich's console takes about 45 ms, which
-    `charrec --help` and a one-image `predict` (plain lines: `cli_common.plain_line`) need not
+    `charrec --help` and a one-image `predict` (plain lines: `charrec.cli.common.plain_line`) need not
     pay. Reading or setting any attribute makes it and passes through; `rich` is the console
     itself (for rich's own classes: `Progress(console=console.rich)`)."""
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from charrec.cli_params import fast_params
+from charrec.cli.params import fast_params
 from charrec.errors import CharrecError
 from charrec.report import console, error_console
 
@@ -44,7 +44,7 @@ def _hide_flag_types(params: list[Any]) -> list[Any]:
 
 class Command(TyperCommand):
     """A charrec command (`@app.command(cls=Command)`): help without `<bool>` after flags, and
-    option values converted without pydantic (`charrec.cli_params`)."""
+    option values converted without pydantic (`charrec.cli.params`)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return fast_params(_hide_flag_types(super().get_params(ctx)))

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli_common import Debug, fail, friendly_errors
+from charrec.cli.common import Command, Debug, fail, friendly_errors
 from charrec.errors import ConfigError
 from charrec.report import console
 
@@ -181,3 +181,7 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
                   f"plots: {', '.join(str(path) for path in plots)}", soft_wrap=True)
     console.print(f"Train the best config: charrec train --config {folder.path / 'best.yaml'}",
                   soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep", cls=Command)(sweep_command)
