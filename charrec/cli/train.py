@@ -17,7 +17,7 @@ from charrec.report import console, epoch_line, escape, percent
 
 @friendly_errors
 def train_command(
-    config_file: Annotated[Path | None, typer.Option("--config", help="YAML file of train options (flags override it).")] = None,
+    config_file: Annotated[str | None, typer.Option("--config", metavar="NAME|FILE", help="YAML file of train options, or a built-in one by name (e.g. train_example); flags override it.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. [default: data/character_classification]", show_default=False)] = None,
     norm_size: Annotated[str | None, typer.Option(help="Image size H,W in pixels the network sees. [default: 32,32]", show_default=False)] = None,
     hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). [default: 256]", show_default=False)] = None,
@@ -63,7 +63,9 @@ def train_command(
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
     else:
-        file_values = load_train_yaml(config_file) if config_file else {}
+        from charrec.studies import find_config
+
+        file_values = load_train_yaml(find_config(config_file, "train")) if config_file else {}
         if hidden is not None and layers is None:
             file_values.pop("layers", None)  # a new --hidden list defines the depth
         config, state = make_config(file_values, flags), None
@@ -86,7 +88,7 @@ def _keep_previous_model(out: str) -> None:
 RESUME_OPTIONS = ("epochs", "out", "device")
 
 
-def resume_run(path: Path, flags: dict[str, Any], config_file: Path | None) -> tuple[Any, Any]:
+def resume_run(path: Path, flags: dict[str, Any], config_file: str | None) -> tuple[Any, Any]:
     """The config and TrainState to continue the run saved at `path`."""
     from charrec.checkpoint import checkpoint_config, load_checkpoint
     from charrec.config import replace
