@@ -26,7 +26,8 @@ class LazyConsole:
     """A rich `Console`, made on first use: importing rich's console is a cost that
     `charrec --help` and a one-image `predict` (plain lines: `charrec.cli.common.plain_line`)
     need not pay (docs/benchmarks.md). Reading or setting any attribute makes it and passes
-    through; `rich` is the console itself (for rich's own classes: `Progress(console=console.rich)`)."""
+    through; `rich` is the console itself (for rich's own classes:
+    `Progress(console=console.rich)`)."""
 
     def __init__(self, **options: Any) -> None:
         object.__setattr__(self, "_options", options)
