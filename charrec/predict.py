@@ -10,6 +10,9 @@ with the reasons for their thresholds:
   (an almost empty image: a speck, a thin line at the edge). No real letter in
   `../shared/realdev` trips either rule (measured at 32x32: the lowest contrast of its 779 photos
   is 18 gray levels, the least ink of its 780 handwritten capitals 1.5%).
+- **Several letters** (`charrec.data.letter_count`): the image, at its own aspect ratio, holds
+  two or more letter-sized runs of ink side by side (a word); the answer is then for a squeezed
+  word, not a letter.
 - **Unsure**: the top probability is below `UNSURE_PROBABILITY`, i.e. the model gives its answer
   less than even odds. Such answers are mostly wrong: on the real photos and handwriting of
   `../shared/realdev`, a 1-epoch CNN and a 2-epoch MLP trained on the built-in letters were right
@@ -29,7 +32,8 @@ import torch
 from torch import nn
 
 from charrec.config import TrainConfig
-from charrec.data.preprocess import load_gray, normalise
+from charrec.data.letter_count import several_letters_warning
+from charrec.data.preprocess import normalise, open_image, resize_gray, to_grayscale
 from charrec.errors import ImageError
 from charrec.nn.functions import softmax
 from charrec.nn.model import predict_logits
@@ -84,16 +88,21 @@ def predict_images(model: nn.Module, config: TrainConfig, classes: Sequence[str]
     predictions, failures = [], []
     for number, path in enumerate(paths, start=1):
         try:
-            gray = load_gray(path, config.norm_size)
+            full = to_grayscale(open_image(path))
+            gray = resize_gray(full, config.norm_size)
         except ImageError as error:
             failures.append(str(error))
+            continue
+        except (OSError, ValueError) as error:
+            failures.append(f"{path}: cannot convert image ({error})")
             continue
         image = normalise(gray.unsqueeze(0))[0]
         probabilities = softmax(predict_logits(model, image.unsqueeze(0)))[0]
         values, indices = torch.topk(probabilities, k=min(max(top_k, 2), len(classes)))
         ranked = [{"letter": classes[int(index)], "probability": round(float(value), 6)}
                   for value, index in zip(values, indices, strict=True)]
-        warning = no_letter_warning(gray) or unsure_warning(ranked)
+        warning = (no_letter_warning(gray) or several_letters_warning(full)
+                   or unsure_warning(ranked))
         predictions.append(Prediction(str(path), ranked[0]["letter"],
                                       float(values[0]), ranked[:top_k], warning, image))
         if on_image:

@@ -20,6 +20,7 @@ from charrec.cli.common import (
     plain_line,
     print_json,
 )
+from charrec.errors import CharrecError
 from charrec.report import console, percent
 
 ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
@@ -37,10 +38,22 @@ def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
     return network, config, checkpoint, choice
 
 
-def say_which_model(label: str) -> None:
+def say_which_model(label: str, choice: Any = None, checkpoint: Any = None) -> None:
     """One line on stderr naming the model that answered (printed once it has answered, so a
-    run that reads nothing ends in its one error line)."""
+    run that reads nothing ends in its one error line), and a hint when the model picked from
+    the folder reads far worse than the bundled one."""
     plain_line(f"Model: {label}", err=True)
+    if choice is not None and choice.source == "local":
+        from charrec.checkpoint import load_checkpoint
+        from charrec.models.resolve import bundled_path, weak_model_hint
+
+        try:
+            bundled = load_checkpoint(bundled_path()).get("metrics", {}).get("best_val_accuracy")
+        except CharrecError:
+            bundled = None
+        hint = weak_model_hint(choice, checkpoint, bundled if isinstance(bundled, float) else None)
+        if hint:
+            plain_line(f"Hint: {hint}", err=True)
 
 
 @friendly_errors
@@ -86,7 +99,7 @@ def test_command(
                            for t, p, n in result.confused_pairs(top=10)],
         "confusion_png": str(plot_path),
     }
-    say_which_model(summary["model"])
+    say_which_model(summary["model"], choice, checkpoint)
     if sheet is not None:
         from charrec.data.contact_sheet import prediction_sheet
         from charrec.measure import predicted_images
@@ -142,10 +155,11 @@ def predict_command(
     sheet: SheetOption = None,
     sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the doubtful ones first).")] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any image cannot be read (by default such images get a warning and the rest are answered).")] = False,
     debug: Debug = False,
 ) -> None:
     """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
-    when the image holds no letter or the model is unsure."""
+    when the image holds no letter, several letters, or the model is unsure."""
     import_torch()
     from charrec.errors import ConfigError
     from charrec.models.resolve import describe_model
@@ -164,7 +178,7 @@ def predict_command(
                                            top_k, on_image=update)
     label = describe_model(choice, checkpoint)
     if results:
-        say_which_model(label)
+        say_which_model(label, choice, checkpoint)
     if json_output:
         print_json([{**result.to_dict(), "model": label} for result in results])
     else:
@@ -187,11 +201,25 @@ def predict_command(
                                         f" predictions", n=sheet_n)
         if not json_output:
             plain_line(f"Contact sheet: {drawn.path}")
-    if failures:
-        for message in failures[:-1]:
-            fail(message)
-        raise fail(failures[-1] if len(failures) == 1 else
-                   f"{failures[-1]} ({len(failures)} of {len(paths)} images could not be read)")
+    report_unreadable(failures, len(paths), strict or not results)
+
+
+def report_unreadable(failures: list[str], total: int, as_error: bool) -> None:
+    """One stderr line per image that could not be read: warnings when the others were
+    answered, else (or with --strict) errors ending in exit 1."""
+    if not failures:
+        return
+    if not as_error:
+        for message in failures:
+            plain_line(message, err=True, warning=True)
+        if len(failures) > 1:
+            plain_line(f"{len(failures)} of {total} images could not be read; the rest were "
+                       f"answered (--strict makes this an error)", err=True, warning=True)
+        return
+    for message in failures[:-1]:
+        fail(message)
+    raise fail(failures[-1] if len(failures) == 1 else
+               f"{failures[-1]} ({len(failures)} of {total} images could not be read)")
 
 
 def register(app: typer.Typer) -> None:
