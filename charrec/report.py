@@ -151,6 +151,22 @@ def pyplot():
     return plt
 
 
+def options_summary(config: Any) -> str:
+    """The options that tell two training runs apart, in one short line: e.g.
+    "mlp 256, adam lr 0.002, wd 0.15, batch 64, 30 epochs, augment" (for titles)."""
+    conv = ",".join("x".join(map(str, layer)) for layer in config.conv)
+    network = (f"cnn {conv}" if config.arch == "cnn" else
+               f"mlp {','.join(map(str, config.hidden)) or 'linear'}")
+    parts = [f"{network} {config.act}", f"{config.optim} lr {config.lr:g}"]
+    if config.optim in ("sgd", "rmsprop") and config.momentum:
+        parts.append(f"momentum {config.momentum:g}")
+    if config.weight_decay:
+        parts.append(f"wd {config.weight_decay:g}")
+    parts += [f"batch {config.batch_size}", f"{config.epochs} epochs",
+              f"{config.lr_schedule} schedule", "augment" if config.augment else "no augment"]
+    return ", ".join(parts)
+
+
 def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
                          title: str = "") -> Path:
     """Train loss and train/validation accuracy per epoch, drawn with Pillow

@@ -115,3 +115,16 @@ def test_test_without_data_says_what_to_pass(tmp_path: Path, monkeypatch) -> Non
     result = invoke("test", "--model", "bundled")
     assert_one_line_error(result, "--data-dir", "charrec data synth")
     assert resolve.DEFAULT_MODEL.parts[0] == "saved_models"
+
+
+def test_the_curves_title_tells_runs_apart() -> None:
+    from charrec.config import make_config
+    from charrec.report import options_summary
+
+    adam = options_summary(make_config({}, {"optim": "adam", "weight_decay": 0.15,
+                                            "augment": False}))
+    sgd = options_summary(make_config({}, {"optim": "sgd", "momentum": 0.98, "hidden": "64"}))
+    assert "adam" in adam and "wd 0.15" in adam and "no augment" in adam
+    assert "sgd" in sgd and "momentum 0.98" in sgd and "mlp 64" in sgd
+    cnn = options_summary(make_config({}, {"arch": "cnn", "conv": "5x5x20,3x3x30"}))
+    assert "cnn 5x5x20,3x3x30" in cnn

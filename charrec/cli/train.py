@@ -137,11 +137,12 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
              f"{percent(result.best_val_accuracy)}) to {out}")
     if result.interrupted:
         raise fail(f"interrupted by Ctrl-C; {saved}", 130)
-    from charrec.report import plot_training_curves
+    from charrec.config import resolve_augment
+    from charrec.report import options_summary, plot_training_curves
 
     try:
         curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                      title=f"charrec {out.name}")
+                                      title=f"{out.name}: {options_summary(resolve_augment(config))}")
     except KeyboardInterrupt:
         raise fail(f"interrupted by Ctrl-C while drawing the curves; {saved}", 130) from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
