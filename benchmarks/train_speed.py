@@ -253,7 +253,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    # as charrec's CLI does after importing torch (`charrec.cli_common.import_torch`): torch's
+    # as charrec's CLI does after importing torch (`charrec.cli.common.import_torch`): torch's
     # million-odd objects out of the garbage collector's reach, so that no full collection
     # (~0.1 s each) lands in one contender's epoch and not the other's
     gc.freeze()

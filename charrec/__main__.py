@@ -1,7 +1,7 @@
 """`python -m charrec` and the `charrec` command: run the CLI (`charrec.cli.main`).
 
 The CLI is imported inside `main`, so a Ctrl-C while it loads also ends with one line and exit
-130 instead of a traceback. Holds nothing else: commands live in `charrec.cli*`.
+130 instead of a traceback. Holds nothing else: commands live in the `charrec.cli` package.
 """
 
 import sys

@@ -1,16 +1,23 @@
 """Errors a user can cause. The CLI prints their message as one red line and exits non-zero.
 
 Every message says what was wrong and, where it helps, what to do. Programming errors are not
-wrapped: they stay loud tracebacks.
+wrapped: they stay loud tracebacks. Exit codes: 2 for usage errors (a bad option value, config
+file or combination: `ConfigError`, like click's own usage errors), 1 for everything that went
+wrong while working (unreadable data, checkpoints, a full disk); 130 and 143 for Ctrl-C and
+SIGTERM belong to the CLI.
 """
 
 
 class CharrecError(Exception):
     """Base class of all user-facing charrec errors."""
 
+    exit_code = 1
+
 
 class ConfigError(CharrecError):
-    """An option, a YAML file or a combination of options is invalid."""
+    """An option, a YAML file or a combination of options is invalid (a usage error)."""
+
+    exit_code = 2
 
 
 class DataError(CharrecError):

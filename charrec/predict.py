@@ -13,6 +13,9 @@ thresholds:
   (an almost empty image: a speck, a thin line at the edge). No real letter in
   `../shared/realdev` trips either rule (measured at 32x32: the lowest contrast of its 779 photos
   is 18 gray levels, the least ink of its 780 handwritten capitals 1.5%).
+- **Several letters** (`charrec.data.letter_count`): the image, at its own aspect ratio, holds
+  two or more letter-sized runs of ink side by side (a word); the answer is then for a squeezed
+  word, not a letter.
 - **Unsure**: the top probability is below `UNSURE_PROBABILITY`, i.e. the model gives its answer
   less than even odds. Such answers are mostly wrong: on the real photos and handwriting of
   `../shared/realdev`, a 1-epoch CNN and a 2-epoch MLP trained on the built-in letters were right
@@ -31,7 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from charrec.data.preprocess import load_gray, normalise, resize_gray
+from charrec.data.letter_count import several_letters_warning
+from charrec.data.preprocess import normalise, open_image, resize_gray, to_grayscale
 from charrec.errors import ImageError
 
 MIN_CONTRAST = 16  # gray levels (of 255) between the darkest and lightest pixel
@@ -108,31 +112,41 @@ def predict_images(network: Network, inputs: Sequence[ImageInput], top_k: int = 
     predictions: list[Prediction] = []
     failures: list[str] = []
     for start in range(0, len(inputs), BATCH_SIZE):
-        names, grays = [], []
+        names, grays, several = [], [], []
         for index, item in enumerate(inputs[start:start + BATCH_SIZE], start=start):
             try:
-                grays.append(_gray(item, network.norm_size))
-                names.append(_name(item, index))
+                gray, words = _read(item, index, network.norm_size)
             except ImageError as error:
                 failures.append(str(error))
+                continue
+            names.append(_name(item, index))
+            grays.append(gray)
+            several.append(words)
         if not grays:
             continue
         images = normalise(np.stack(grays))
         probabilities = softmax(network.logits(images[:, np.newaxis]))
-        for name, gray, image, row in zip(names, grays, images, probabilities, strict=True):
-            predictions.append(_prediction(name, gray, image, row, network.classes, top_k))
+        for name, gray, words, image, row in zip(names, grays, several, images, probabilities,
+                                                 strict=True):
+            ranked, best = _ranked(row, network.classes, top_k)
+            warning = no_letter_warning(gray, image) or words or unsure_warning(ranked)
+            predictions.append(Prediction(name, ranked[0]["letter"], best, ranked[:top_k],
+                                          warning, image))
             if on_image:
                 on_image(len(predictions) + len(failures), len(inputs))
     return predictions, failures
 
 
-def _gray(item: ImageInput, norm_size: tuple[int, int]) -> np.ndarray:
-    if isinstance(item, Image.Image):
-        try:
-            return resize_gray(item, norm_size)
-        except (OSError, ValueError) as error:
-            raise ImageError(f"image: cannot convert it ({error})") from None
-    return load_gray(item, norm_size)
+def _read(item: ImageInput, index: int, norm_size: tuple[int, int]
+          ) -> tuple[np.ndarray, str | None]:
+    """(the image as the network's gray pixels uint8 [H, W], its several-letters warning),
+    from a path or a PIL image; ImageError if it cannot be read. The warning is made here, on
+    the image at its own size, which is then let go (a batch keeps only the small images)."""
+    try:
+        full = to_grayscale(item if isinstance(item, Image.Image) else open_image(item))
+        return resize_gray(full, norm_size), several_letters_warning(full)
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{_name(item, index)}: cannot convert image ({error})") from None
 
 
 def _name(item: ImageInput, index: int) -> str:
@@ -141,11 +155,11 @@ def _name(item: ImageInput, index: int) -> str:
     return str(item)
 
 
-def _prediction(name: str, gray: np.ndarray, image: np.ndarray, probabilities: np.ndarray,
-                classes: Sequence[str], top_k: int) -> Prediction:
+def _ranked(probabilities: np.ndarray, classes: Sequence[str], top_k: int
+            ) -> tuple[list[dict[str, Any]], float]:
+    """(the most likely letters, at least two for the unsure warning, best first; the best
+    one's probability unrounded)."""
     order = np.argsort(-probabilities, kind="stable")[:min(max(top_k, 2), len(classes))]
     ranked = [{"letter": classes[int(index)], "probability": round(float(probabilities[index]), 6)}
               for index in order]
-    warning = no_letter_warning(gray, image) or unsure_warning(ranked)
-    return Prediction(name, ranked[0]["letter"], float(probabilities[order[0]]), ranked[:top_k],
-                      warning, image)
+    return ranked, float(probabilities[order[0]])

@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 
 
 class LazyConsole:
-    """A rich `Console`, made on first use: importing rich's console takes about 45 ms, which
-    `charrec --help` and a one-image `predict` (plain lines: `cli_common.plain_line`) need not
-    pay. Reading or setting any attribute makes it and passes through; `rich` is the console
-    itself (for rich's own classes: `Progress(console=console.rich)`)."""
+    """A rich `Console`, made on first use: importing rich's console is a cost that
+    `charrec --help` and a one-image `predict` (plain lines: `charrec.cli.common.plain_line`)
+    need not pay (docs/benchmarks.md). Reading or setting any attribute makes it and passes
+    through; `rich` is the console itself (for rich's own classes:
+    `Progress(console=console.rich)`)."""
 
     def __init__(self, **options: Any) -> None:
         object.__setattr__(self, "_options", options)
@@ -149,6 +150,22 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def options_summary(config: Any) -> str:
+    """The options that tell two training runs apart, in one short line: e.g.
+    "mlp 256, adam lr 0.002, wd 0.15, batch 64, 30 epochs, augment" (for titles)."""
+    conv = ",".join("x".join(map(str, layer)) for layer in config.conv)
+    network = (f"cnn {conv}" if config.arch == "cnn" else
+               f"mlp {','.join(map(str, config.hidden)) or 'linear'}")
+    parts = [f"{network} {config.act}", f"{config.optim} lr {config.lr:g}"]
+    if config.optim in ("sgd", "rmsprop") and config.momentum:
+        parts.append(f"momentum {config.momentum:g}")
+    if config.weight_decay:
+        parts.append(f"wd {config.weight_decay:g}")
+    parts += [f"batch {config.batch_size}", f"{config.epochs} epochs",
+              f"{config.lr_schedule} schedule", "augment" if config.augment else "no augment"]
+    return ", ".join(parts)
 
 
 def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,

@@ -1,4 +1,4 @@
-"""charrec's option conversion (`charrec.cli_params`) against Typer's own (pydantic), on every
+"""charrec's option conversion (`charrec.cli.params`) against Typer's own (pydantic), on every
 option of every command, and the import it saves."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typer._click.exceptions import BadParameter  # noqa: E402
 from typer.main import get_command  # noqa: E402
 
 from charrec.cli import app  # noqa: E402
-from charrec.cli_params import PlainParam, fast_params  # noqa: E402
+from charrec.cli.params import PlainParam, fast_params  # noqa: E402
 
 SAMPLES: dict[Any, list[Any]] = {
     str: ["abc", "", " a b ", "3", "-", "ü"],

@@ -307,7 +307,7 @@ import torch
 torch.set_num_threads(1)
 from charrec.checkpoint import load_checkpoint, load_model
 from charrec.cli import app
-from charrec.cli_common import run_app, state
+from charrec.cli.common import run_app, state
 
 letters, folder, count, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 out = folder / "recognition.pth"

@@ -30,6 +30,8 @@ FORBIDDEN = {
     "charrec.measure": ("charrec.sweep", "charrec.cli", "charrec.report"),
     "charrec.report": ("charrec.sweep", "charrec.cli", "charrec.train"),
     "charrec.sweep": ("charrec.cli",),
+    "charrec.studies": ("charrec.cli", "charrec.sweep", "charrec.train", "charrec.nn",
+                        "charrec.data", "charrec.report"),
     "charrec.models": ("charrec.train", "charrec.sweep", "charrec.cli", "charrec.report",
                        "charrec.measure", "charrec.predict"),
     "charrec.predict": ("charrec.sweep", "charrec.cli", "charrec.report", "charrec.measure"),

@@ -314,7 +314,7 @@ def test_an_error_a_ctrl_c_caused_is_reported_as_the_interruption(capsys, monkey
 
     import typer
 
-    from charrec.cli_common import friendly_errors, run_app, state
+    from charrec.cli.common import friendly_errors, run_app, state
 
     @friendly_errors
     def command(debug: bool = False) -> None:

@@ -99,3 +99,27 @@ def describe_model(choice: ModelChoice, checkpoint: dict[str, Any],
     if choice.bundled:
         return f"bundled ({', '.join(details)})"
     return f"{choice.path} ({', '.join(details)})"
+
+
+WEAK_ACCURACY = 0.5  # a default model below this validation accuracy gets the hint
+WEAK_GAP = 0.2  # ... or one this far below the bundled model's
+
+
+def weak_model_hint(choice: ModelChoice, checkpoint: dict[str, Any],
+                    bundled_val_accuracy: float | None) -> str | None:
+    """A one-line hint when the model picked from the folder (not named with --model) reads far
+    worse than the bundled one: a newcomer's quick `charrec train` run replaces
+    saved_models/recognition.pth, and predict would then answer with it."""
+    if choice.source != "local":
+        return None
+    accuracy = checkpoint.get("metrics", {}).get("best_val_accuracy")
+    if not isinstance(accuracy, float):
+        return None
+    weak = accuracy < WEAK_ACCURACY or (bundled_val_accuracy is not None
+                                        and accuracy < bundled_val_accuracy - WEAK_GAP)
+    if not weak:
+        return None
+    bundled = (f" (val {100 * bundled_val_accuracy:.1f}%)" if bundled_val_accuracy is not None
+               else "")
+    return (f"{choice.path} reads poorly (val {100 * accuracy:.1f}%); the bundled model{bundled} "
+            f"may do better: add --model bundled")

@@ -265,7 +265,7 @@ def test_cli_train_with_colour_channels_is_one_clear_error(course_dataset, tmp_p
     config_file.write_text("arch: cnn\nchannels: 3\nepochs: 1\n")
     result = runner.invoke(app, ["train", "--config", str(config_file), "--data-dir",
                                  str(course_dataset), "--out", str(tmp_path / "c.pth")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "grayscale (1 channel)" in result.stderr
     assert "Traceback" not in result.output
 

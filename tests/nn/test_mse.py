@@ -110,6 +110,6 @@ def test_train_with_mse_loss_is_stored_and_reloaded(course_dataset, tmp_path) ->
 def test_unknown_loss_is_one_clear_error(course_dataset, tmp_path) -> None:
     result = runner.invoke(app, ["train", "--data-dir", str(course_dataset), "--loss", "l1",
                                  "--out", str(tmp_path / "x.pth")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "--loss must be one of ce, mse" in result.output
     assert "Traceback" not in result.output

@@ -158,7 +158,7 @@ def test_cli_som_bad_options_are_one_clear_error(course_dataset, tmp_path, optio
                                                  ) -> None:
     result = runner.invoke(app, ["som", "--data-dir", str(course_dataset),
                                  "--out", str(tmp_path / "x.png"), *options])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert message in result.stderr and "Traceback" not in result.output
 
 

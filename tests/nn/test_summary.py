@@ -108,7 +108,7 @@ def test_summary_of_a_checkpoint(tmp_path) -> None:
 
 def test_summary_model_and_architecture_options_together_is_an_error(tmp_path) -> None:
     result = runner.invoke(app, ["summary", "--model", str(tmp_path / "x.pth"), "--arch", "cnn"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "drop --arch" in result.stderr
 
 

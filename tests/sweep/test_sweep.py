@@ -171,7 +171,7 @@ def test_unknown_base_option_names_file_and_line(tmp_path, course_dataset):
     config = write_sweep(tmp_path, course_dataset, "grid:\n  lr: [0.1]\n")
     config.write_text(config.read_text().replace("  optim: sgd", "  optimiser: sgd"))
     result = invoke(config, "--out-dir", tmp_path / "run")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "base.optimiser" in result.output and "line 8" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "run").exists()  # nothing ran
@@ -184,7 +184,7 @@ def test_set_overrides_base_but_not_varied_options(tmp_path, course_dataset, mom
     with pytest.raises(ConfigError, match="varied by the sweep"):
         load_sweep(momentum_sweep, {"momentum": 0.1})
     result = invoke(momentum_sweep, "--set", "epochs", "--dry-run")
-    assert result.exit_code == 1 and "KEY=VALUE" in result.output
+    assert result.exit_code == 2  # a usage error and "KEY=VALUE" in result.output
 
 
 def test_dry_run_lists_trials_and_runs_nothing(tmp_path, momentum_sweep):
@@ -333,7 +333,7 @@ def test_resume_refuses_a_changed_config(tmp_path, momentum_sweep):
     before = (run_dir / "results.jsonl").read_text()
     momentum_sweep.write_text(momentum_sweep.read_text().replace("lr: 0.05", "lr: 0.02"))
     result = invoke(momentum_sweep, "--resume", run_dir)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "config changed" in result.output and "lr was 0.05, now 0.02" in result.output
     result = invoke("--resume", run_dir, "--set", "epochs=3")
     assert result.exit_code == 1 and "epochs was 2, now 3" in result.output

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from charrec.cli_common import Command, Debug, friendly_errors, import_torch, plain_line, print_json
+from charrec.cli.common import Command, Debug, friendly_errors, import_torch, plain_line, print_json
 
 
 @friendly_errors

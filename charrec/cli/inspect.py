@@ -1,6 +1,7 @@
 """`charrec summary`, `charrec gradcheck` and `charrec som`: looking inside the networks.
 
-Thin commands over `charrec.nn.summary`, `charrec.nn.gradcheck` and `charrec.nn.som`; `register(app)` adds
+Thin commands over `charrec.nn.summary`, `charrec.nn.gradcheck` and `charrec.nn.som`;
+`register(app)` adds
 them to the main Typer app.
 """
 
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli_common import Command, Debug, fail, friendly_errors, print_json
+from charrec.cli.common import Command, Debug, fail, friendly_errors, print_json
 from charrec.report import console
 
 

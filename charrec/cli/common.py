@@ -1,7 +1,8 @@
 """Pieces every CLI module shares: the `--debug` switch and turning user errors into one line.
 
 A command decorated with `@friendly_errors` prints a `CharrecError` as one red line on stderr and
-exits 1 (Ctrl-C exits 130), unless `--debug` was given (before or after the command name), in
+exits with its code (2 for usage errors, 1 otherwise; Ctrl-C exits 130), unless `--debug` was
+given (before or after the command name), in
 which case the full traceback is shown. A reader that closes our output early (`| head -1`) is
 not an error: the rest of the output is dropped and the exit is quiet. `run_app` is the
 process's entry: it also covers Ctrl-C outside any command (option parsing, shutdown).
@@ -20,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from charrec.cli_params import fast_params
+from charrec.cli.params import fast_params
 from charrec.errors import CharrecError
 from charrec.report import console, error_console
 
@@ -44,7 +45,7 @@ def _hide_flag_types(params: list[Any]) -> list[Any]:
 
 class Command(TyperCommand):
     """A charrec command (`@app.command(cls=Command)`): help without `<bool>` after flags, and
-    option values converted without pydantic (`charrec.cli_params`)."""
+    option values converted without pydantic (`charrec.cli.params`)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         return fast_params(_hide_flag_types(super().get_params(ctx)))
@@ -86,7 +87,7 @@ def friendly_errors(command: F) -> F:
         except CharrecError as error:
             if debug:
                 raise
-            raise fail(_escape(str(error))) from None
+            raise fail(_escape(str(error)), error.exit_code) from None
         except KeyboardInterrupt:
             if debug:
                 raise

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from charrec.cli_common import Command, Debug, Group, friendly_errors, print_json
+from charrec.cli.common import Command, Debug, Group, friendly_errors, print_json
 from charrec.report import console
 
 data_app = typer.Typer(help="Make, inspect and import letter datasets.", no_args_is_help=True,
@@ -140,3 +140,7 @@ def import_command(
     splits = ", ".join(f"{split} {count}" for split, count in result.counts.items())
     console.print(f"Imported {result.n_images} images ({result.kind}) into {result.out}: "
                   f"{splits} ({result.seconds:.1f} s)", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli_common import Debug, fail, friendly_errors
+from charrec.cli.common import Command, Debug, fail, friendly_errors
 from charrec.errors import ConfigError
 from charrec.report import console
 
@@ -39,7 +39,8 @@ def parse_set_options(pairs: list[str] | None) -> dict[str, Any]:
 
 @friendly_errors
 def sweep_command(
-    config_file: Annotated[Path | None, typer.Argument(metavar="CONFIG", help="Sweep YAML (see configs/). Optional with --resume.", show_default=False)] = None,
+    config_file: Annotated[str | None, typer.Argument(metavar="STUDY|FILE", help="A built-in study by name (see --list), or a sweep YAML file. Optional with --resume.", show_default=False)] = None,
+    list_studies: Annotated[bool, typer.Option("--list", help="List the built-in studies (name, trials, what they vary) and exit.")] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Trials run at once in worker processes (1: one after another in this process).")] = 1,
     threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. [default: cores // jobs]", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option(help="Run folder. [default: runs/<name>-<timestamp>]", show_default=False)] = None,
@@ -54,10 +55,14 @@ def sweep_command(
     debug: Debug = False,
 ) -> None:
     """Run a sweep: train every trial of a YAML grid or random search, then show the table."""
+    from charrec.studies import find_config
     from charrec.sweep.report import trials_table
     from charrec.sweep.runner import KEEP_CHOICES, RunFolder, default_run_dir
     from charrec.sweep.spec import expand, load_sweep
 
+    if list_studies:
+        print_studies()
+        return
     if keep not in KEEP_CHOICES:
         raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
     if executor_name not in EXECUTORS:
@@ -75,13 +80,13 @@ def sweep_command(
     if resume is not None:
         if out_dir is not None:
             raise ConfigError("--resume continues the run in its own folder; drop --out-dir")
-        source = config_file or RunFolder(resume).spec_path
+        source = find_config(config_file) if config_file else RunFolder(resume).spec_path
         RunFolder(resume).meta()  # a clear error if it is not a run folder
     elif config_file is None:
-        raise ConfigError("give a sweep file (e.g. `charrec sweep configs/momentum.yaml`) "
-                          "or --resume RUN_DIR")
+        raise ConfigError("give a built-in study or a sweep file (e.g. `charrec sweep momentum`; "
+                          "`charrec sweep --list` shows them) or --resume RUN_DIR")
     else:
-        source = config_file
+        source = find_config(config_file)
     spec = load_sweep(source, overrides)
     trials = expand(spec)
     if dry_run:
@@ -99,6 +104,27 @@ def sweep_command(
             executor.check_shared_paths(folder.path, sorted({trial.config["data_dir"]
                                                              for trial in trials}))
         _run_and_report(folder, spec, trials, executor, keep, strict)
+
+
+def print_studies() -> None:
+    """`charrec sweep --list`: each built-in study with its trial count and description."""
+    from rich.table import Table
+
+    from charrec.studies import builtin_configs
+    from charrec.sweep.spec import expand, load_sweep
+
+    table = Table(title="Built-in studies (charrec sweep NAME)")
+    for column in ("Study", "Trials", "What it studies"):
+        table.add_column(column, justify="right" if column == "Trials" else "left")
+    configs = builtin_configs().values()
+    for config in configs:
+        if config.is_sweep:
+            trials = len(expand(load_sweep(config.path)))
+            table.add_row(config.name, str(trials), config.description)
+    console.print(table)
+    others = [config.name for config in configs if not config.is_sweep]
+    if others:
+        console.print(f"Train configs (charrec train --config NAME): {', '.join(others)}")
 
 
 def _executor(name: str, address: str | None, jobs: int,
@@ -181,3 +207,7 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
                   f"plots: {', '.join(str(path) for path in plots)}", soft_wrap=True)
     console.print(f"Train the best config: charrec train --config {folder.path / 'best.yaml'}",
                   soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep", cls=Command)(sweep_command)

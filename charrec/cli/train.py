@@ -1,7 +1,7 @@
-"""The `charrec` command line: a thin Typer layer over the library.
+"""`charrec train`: options -> a `TrainConfig` -> `charrec.train.run`, with live progress.
 
-Each command parses options into a config, calls the library, and hands results to `report`.
-torch and the heavy modules are imported inside the commands, so `charrec --help` is instant.
+Also `--resume` (continue a run from its checkpoint) and the training progress display; the
+training loop itself lives in `charrec.train` and knows nothing of the terminal.
 """
 
 from __future__ import annotations
@@ -11,52 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec import __version__
-from charrec.cli_common import (
-    Command,
-    Debug,
-    Group,
-    fail,
-    friendly_errors,
-    import_torch,
-    plain_line,
-    print_json,
-    run_app,
-    state,
-)
+from charrec.cli.common import Command, Debug, fail, friendly_errors, import_torch
 from charrec.report import console, epoch_line, escape, percent
 
-app = typer.Typer(
-    name="charrec",
-    help="Train, test and use neural networks (hand-written autograd) that recognise letters.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # click's plain help: rich's costs 0.15-0.2 s per --help
-    cls=Group,
-)
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"charrec {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    debug: Debug = False,
-) -> None:
-    """charrec: recognise single English letters (A-Z, case-insensitive) in images."""
-    state.debug = debug
-
-
-# ------------------------------------------------------------------------------------------ train
-
-@app.command(cls=Command)
 @friendly_errors
-def train(
-    config_file: Annotated[Path | None, typer.Option("--config", help="YAML file of train options (flags override it).")] = None,
+def train_command(
+    config_file: Annotated[str | None, typer.Option("--config", metavar="NAME|FILE", help="YAML file of train options, or a built-in one by name (e.g. train_example); flags override it.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Dataset folder (course layout or folder per letter). Built-in letters are generated there if it is missing. [default: data/character_classification]", show_default=False)] = None,
     norm_size: Annotated[str | None, typer.Option(help="Image size H,W in pixels the network sees. [default: 32,32]", show_default=False)] = None,
     hidden: Annotated[str | None, typer.Option(help="Hidden layer widths, e.g. 64 or 256,128 ('none' for a linear classifier). [default: 256]", show_default=False)] = None,
@@ -102,7 +63,9 @@ def train(
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
     else:
-        file_values = load_train_yaml(config_file) if config_file else {}
+        from charrec.studies import find_config
+
+        file_values = load_train_yaml(find_config(config_file, "train")) if config_file else {}
         if hidden is not None and layers is None:
             file_values.pop("layers", None)  # a new --hidden list defines the depth
         config, state = make_config(file_values, flags), None
@@ -125,7 +88,7 @@ def _keep_previous_model(out: str) -> None:
 RESUME_OPTIONS = ("epochs", "out", "device")
 
 
-def resume_run(path: Path, flags: dict[str, Any], config_file: Path | None) -> tuple[Any, Any]:
+def resume_run(path: Path, flags: dict[str, Any], config_file: str | None) -> tuple[Any, Any]:
     """The config and TrainState to continue the run saved at `path`."""
     from charrec.checkpoint import checkpoint_config, load_checkpoint
     from charrec.config import replace
@@ -174,11 +137,12 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
              f"{percent(result.best_val_accuracy)}) to {out}")
     if result.interrupted:
         raise fail(f"interrupted by Ctrl-C; {saved}", 130)
-    from charrec.report import plot_training_curves
+    from charrec.config import resolve_augment
+    from charrec.report import options_summary, plot_training_curves
 
     try:
         curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                      title=f"charrec {out.name}")
+                                      title=f"{out.name}: {options_summary(resolve_augment(config))}")
     except KeyboardInterrupt:
         raise fail(f"interrupted by Ctrl-C while drawing the curves; {saved}", 130) from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
@@ -283,200 +247,5 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
                      on_epoch=on_epoch)
 
 
-# ------------------------------------------------------------------------------------------- test
-
-ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
-BackendOption = Annotated[str, typer.Option(metavar="auto|onnx|torch", help="What runs the model: onnx (ONNX Runtime, no torch: for .onnx files and the bundled model), torch (for .pth checkpoints), or auto (onnx where the model has an ONNX form).")]
-SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
-
-
-def load_chosen_reader(model: str | None, backend: str) -> Any:
-    """Resolve `--model` and load it on the backend `--backend` asks for (see
-    `charrec.reader`); torch is imported only when it runs the model."""
-    from charrec.models.resolve import resolve_model
-    from charrec.reader import choose_backend, open_reader
-
-    choice = resolve_model(model)
-    chosen = choose_backend(choice, backend)
-    if chosen == "torch":
-        import_torch()
-    return open_reader(choice, chosen)
-
-
-def say_which_model(label: str) -> None:
-    """One line on stderr naming the model that answered (printed once it has answered, so a
-    run that reads nothing ends in its one error line)."""
-    plain_line(f"Model: {label}", err=True)
-
-
-@app.command(cls=Command)
-@friendly_errors
-def test(
-    model: ModelOption = None,
-    data_dir: Annotated[str | None, typer.Option(help="Dataset to test on. [default: the one the model was trained on]", show_default=False)] = None,
-    split: Annotated[str, typer.Option(help="Which split: train, validation or test.")] = "test",
-    plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. [default: next to the model, <name>_confusion_<data>.png]", show_default=False)] = None,
-    sheet: SheetOption = None,
-    sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the wrong ones first).")] = 64,
-    backend: BackendOption = "auto",
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
-    strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
-    debug: Debug = False,
-) -> None:
-    """Measure a saved model's accuracy on a dataset split."""
-    import re
-
-    from charrec.measure import measure_data, test_images
-    from charrec.report import per_class_table, plot_confusion, step
-
-    reader = load_chosen_reader(model, backend)
-    choice, config = reader.choice, reader.config
-    directory = data_dir or config.data_dir
-    with step(f"Reading images from {directory}", quiet=json_output):
-        data, name = test_images(config, data_dir, split, strict)
-    with step(f"Testing {len(data)} images", quiet=json_output):
-        result = measure_data(reader, data, name)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
-    stem = "bundled" if choice.bundled else choice.path.stem
-    folder = Path(".") if choice.bundled else choice.path.parent
-    plot_path = plot or folder / f"{stem}_confusion_{slug}.png"
-    plot_confusion(result.confusion, plot_path, result.classes,
-                   title=f"{stem} on {result.data_name}")
-    summary = {
-        "accuracy": result.accuracy, "n_correct": result.n_correct,
-        "n_images": len(result.data), "n_skipped": len(result.data.skipped),
-        "data": result.data_name, "split": split,
-        "data_dir": str(Path(directory).resolve()),
-        "model": reader.describe(), "model_path": str(choice.path), "backend": reader.backend,
-        "per_class": result.per_class(),
-        "confused_pairs": [{"true": t, "predicted": p, "count": n}
-                           for t, p, n in result.confused_pairs(top=10)],
-        "confusion_png": str(plot_path),
-    }
-    say_which_model(summary["model"])
-    if sheet is not None:
-        from charrec.data.contact_sheet import prediction_sheet
-        from charrec.measure import predicted_images
-
-        with step(f"Drawing the contact sheet {sheet}", quiet=json_output):
-            drawn = prediction_sheet(predicted_images(reader, result), sheet,
-                                     f"{stem} on {result.data_name}", n=sheet_n)
-        summary["sheet_png"] = str(drawn.path)
-    if json_output:
-        print_json(summary)
-        return
-    console.print(per_class_table(result.confusion, result.classes))
-    pairs = ", ".join(f"{t}→{p} ({n})" for t, p, n in result.confused_pairs())
-    console.print(f"Most confused (true→predicted): {pairs or 'none'}")
-    if result.data.skipped:
-        console.print(f"[yellow]Warning:[/yellow] skipped {len(result.data.skipped)} unreadable "
-                      f"images")
-    console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
-    if sheet is not None:
-        console.print(f"Contact sheet: {summary['sheet_png']}", soft_wrap=True)
-    console.print(f"[bold]Accuracy on {result.data_name}: {percent(result.accuracy)}[/bold] "
-                  f"({result.n_correct}/{len(result.data)} images)")
-
-
-# ---------------------------------------------------------------------------------------- predict
-
-
-def _expand_image_paths(paths: list[Path]) -> list[Path]:
-    from charrec.data.preprocess import IMAGE_SUFFIXES
-
-    expanded: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                from charrec.errors import ImageError
-
-                raise ImageError(f"{path}: folder holds no images "
-                                 f"({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
-            expanded += found
-        else:
-            expanded.append(path)
-    return expanded
-
-
-@app.command(cls=Command)
-@friendly_errors
-def predict(
-    images: Annotated[list[Path] | None, typer.Argument(metavar="IMAGE...", help="Image files or folders (every image inside, recursively); shell globs work.", show_default=False)] = None,
-    im_path: Annotated[list[Path] | None, typer.Option("--im-path", "-i", metavar="PATH", help="Image file or folder; repeat the option for several (same as the arguments).", show_default=False)] = None,
-    model: ModelOption = None,
-    top_k: Annotated[int, typer.Option(min=1, max=26, help="Also show the K most likely letters.")] = 1,
-    sheet: SheetOption = None,
-    sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the doubtful ones first).")] = 64,
-    backend: BackendOption = "auto",
-    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
-    debug: Debug = False,
-) -> None:
-    """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
-    when the image holds no letter or the model is unsure."""
-    from charrec.errors import ConfigError
-    from charrec.report import progress_task
-
-    given = [*(images or []), *(im_path or [])]
-    if not given:
-        raise ConfigError("give one or more images or folders, e.g. `charrec predict a.png "
-                          "photos/` (or --im-path a.png)")
-    reader = load_chosen_reader(model, backend)
-    choice = reader.choice
-    paths = _expand_image_paths(given)
-    with progress_task(f"reading {len(paths)} images", quiet=True,
-                       show=len(paths) > 100) as update:
-        results, failures = reader.predict_images(paths, top_k, on_image=update)
-    label = reader.describe()
-    if results:
-        say_which_model(label)
-    if json_output:
-        print_json([{**result.to_dict(), "model": label} for result in results])
-    else:
-        for result in results:
-            prefix = f"{result.path}: " if len(paths) > 1 else ""
-            line = f"{prefix}Prediction: {result.letter} ({100 * result.probability:.1f}%)"
-            if top_k > 1:
-                line += "  next: " + ", ".join(f"{entry['letter']} "
-                                               f"{100 * entry['probability']:.1f}%"
-                                               for entry in result.top_k[1:])
-            plain_line(line)
-            if result.warning:
-                plain_line(result.warning, warning=True)
-    if sheet is not None:
-        from charrec.data.contact_sheet import PredictedImage, prediction_sheet
-
-        drawn = prediction_sheet([PredictedImage(result.path, result.letter, result.probability,
-                                                 warning=result.warning) for result in results],
-                                 sheet, f"{choice.path.name if not choice.bundled else 'bundled'}"
-                                        f" predictions", n=sheet_n)
-        if not json_output:
-            plain_line(f"Contact sheet: {drawn.path}")
-    if failures:
-        for message in failures[:-1]:
-            fail(message)
-        raise fail(failures[-1] if len(failures) == 1 else
-                   f"{failures[-1]} ({len(failures)} of {len(paths)} images could not be read)")
-
-
-def main() -> None:
-    """The `charrec` program: Ctrl-C anywhere gives one line and exit 130; `| head` is quiet."""
-    run_app(app)
-
-
-from charrec.cli_data import data_app  # noqa: E402  (sub-apps register after the main app)
-
-app.add_typer(data_app, name="data")
-
-from charrec.cli_sweep import sweep_command  # noqa: E402
-
-app.command("sweep", cls=Command)(sweep_command)
-
-from charrec import cli_models  # noqa: E402
-
-cli_models.register(app)
-
-from charrec import cli_export  # noqa: E402
-
-cli_export.register(app)
+def register(app: typer.Typer) -> None:
+    app.command("train", cls=Command)(train_command)
