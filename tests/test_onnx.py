@@ -5,6 +5,7 @@ every bad .onnx is one clear line."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -208,23 +209,34 @@ def test_without_onnxruntime_auto_falls_back_to_torch(model: Path, letters: list
     assert result.stderr.rstrip().endswith(", torch)")
 
 
-def test_predict_with_the_bundled_model_never_imports_torch(tmp_path: Path,
-                                                            letters: list[Path]) -> None:
+def _charrec_in_a_fresh_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run `charrec ARGS` in a new Python and print whether torch was imported."""
     script = ("import sys\n"
               "from charrec.__main__ import main\n"
-              f"sys.argv = ['charrec', 'predict', {str(letters[0])!r}, {str(letters[5])!r}]\n"
+              f"sys.argv = ['charrec', *{[str(arg) for arg in args]!r}]\n"
               "try:\n    main()\nexcept SystemExit as exit_:\n    code = exit_.code\n"
               "print('torch imported:', 'torch' in sys.modules, 'exit', code)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                            text=True, env={**_env(), "PYTHONPATH": str(REPO)}, timeout=120)
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+
+
+def test_predict_with_the_bundled_model_never_imports_torch(tmp_path: Path,
+                                                            letters: list[Path]) -> None:
+    result = _charrec_in_a_fresh_process(["predict", letters[0], letters[5]], tmp_path)
     assert "torch imported: False exit 0" in result.stdout, result.stdout + result.stderr
     assert "ONNX Runtime)" in result.stderr
+    # the same run on torch does import it (so the check above can fail)
+    result = _charrec_in_a_fresh_process(["predict", letters[0], "--backend", "torch"], tmp_path)
+    assert "torch imported: True exit 0" in result.stdout, result.stdout + result.stderr
 
 
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
+def test_test_with_the_bundled_model_never_imports_torch(tmp_path: Path,
+                                                         folder_dataset: Path) -> None:
+    result = _charrec_in_a_fresh_process(["test", "--data-dir", folder_dataset, "--plot",
+                                          tmp_path / "confusion.png", "--json"], tmp_path)
+    assert "torch imported: False exit 0" in result.stdout, result.stdout + result.stderr
+    summary = json.loads(result.stdout[:result.stdout.rindex("torch imported")])
+    assert summary["backend"] == "onnx" and summary["n_images"] == 26 * 4
 
 
 # ------------------------------------------------------------------------------- bundled
