@@ -64,9 +64,11 @@ class OnnxModel:
                                        np.ascontiguousarray(images, dtype=np.float32)})[0]
 
 
-def load_onnx(path: str | Path, threads: int | None = None) -> OnnxModel:
+def load_onnx(path: str | Path, threads: int | None = 1) -> OnnxModel:
     """Read and check an .onnx file -> OnnxModel; CheckpointError (one line) if it is not a
-    charrec model ONNX Runtime can run here."""
+    charrec model ONNX Runtime can run here. `threads`: ONNX Runtime's threads per operator
+    (None: one per core). One by default: these networks are small, and on a busy machine
+    extra threads wait for cores more than they help (docs/benchmarks.md)."""
     path = Path(path)
     if not path.is_file():
         hint = " (write one with `charrec export`)" if not path.exists() else ""

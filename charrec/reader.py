@@ -20,14 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from charrec.config import TrainConfig, stored_config
 from charrec.errors import ConfigError
 from charrec.models.resolve import ModelChoice, describe_model, resolve_model
 from charrec.predict import ImageInput, Prediction, predict_images
+
+if TYPE_CHECKING:
+    from charrec.config import TrainConfig
 
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -65,6 +67,8 @@ class Reader:
         """The training config stored with the model (data folder, seed, norm_size, ...)."""
         if self.torch_model is not None:
             return self.torch_model[1]
+        from charrec.config import stored_config
+
         return stored_config(self.info.get("config"), self.choice.path)
 
 
@@ -94,8 +98,9 @@ def choose_backend(choice: ModelChoice, backend: str = "auto") -> str:
     return "onnx"
 
 
-def open_reader(choice: ModelChoice, backend: str, threads: int | None = None) -> Reader:
-    """Load `choice` on `backend` ("onnx" or "torch", as `choose_backend` decided)."""
+def open_reader(choice: ModelChoice, backend: str, threads: int | None = 1) -> Reader:
+    """Load `choice` on `backend` ("onnx" or "torch", as `choose_backend` decided); `threads`
+    is ONNX Runtime's (see `charrec.onnx_model.load_onnx`)."""
     if backend == "onnx":
         from charrec.onnx_model import load_onnx
 
@@ -107,7 +112,7 @@ def open_reader(choice: ModelChoice, backend: str, threads: int | None = None) -
 
 
 def load_reader(model: str | Path | None = None, backend: str = "auto",
-                threads: int | None = None) -> Reader:
+                threads: int | None = 1) -> Reader:
     """The model `--model` names (a path, "bundled", or None for the default choice, see
     `charrec.models.resolve`), loaded on `backend` ("auto", "onnx" or "torch")."""
     choice = resolve_model(model)

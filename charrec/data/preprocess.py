@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 Pixels = TypeVar("Pixels", np.ndarray, "torch.Tensor")
 
 ORIENTATION = ExifTags.Base.Orientation
+# alpha -> mask of the opaque pixels (alpha >= 128), as a table: `point` with a function
+# evaluates it for all 256 levels on every image
+OPAQUE = [0] * 128 + [255] * 128
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm", ".pbm")
 
@@ -91,7 +94,7 @@ def _contrasting_background(rgba: Image.Image) -> int:
     """Gray level to put under the transparent parts: black under a light drawing (mean gray
     of the opaque pixels >= 128), white under a dark one or a fully transparent image, so a white
     letter on a transparent background does not vanish into white."""
-    opaque = rgba.getchannel("A").point(lambda alpha: 255 if alpha >= 128 else 0)
+    opaque = rgba.getchannel("A").point(OPAQUE)
     stats = ImageStat.Stat(rgba.convert("L"), mask=opaque)
     if not stats.count or stats.count[0] == 0:
         return 255
