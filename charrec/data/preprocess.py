@@ -129,11 +129,6 @@ def normalise(pixels: torch.Tensor) -> torch.Tensor:
     return values.mul_(2.0).sub_(1.0)
 
 
-def preprocess(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
-    """PIL image -> float32 tensor [H, W] in [-1, 1], light letter on dark background."""
-    return normalise(resize_gray(image, norm_size).unsqueeze(0))[0]
-
-
 def _border_median(pixels: torch.Tensor) -> torch.Tensor:
     """Median (the lower of the middle two) of each image's outer ring of pixels (1/8 of each
     side, at least 1) -> [N], of the same dtype as `pixels`.
