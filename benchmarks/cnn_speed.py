@@ -8,7 +8,7 @@ same batch size, the same initial weights, the same optimizer (Adam) and the sam
 seconds per training epoch of
   - charrec: `charrec.nn.model.CNN` (our Conv2d / MaxPool2d / Flatten / Linear Functions) +
     `charrec.nn.functions.softmax_cross_entropy`, and
-  - torch:   its twin from `charrec.nn.gradcheck.builtin_equivalent` (nn.Conv2d, nn.MaxPool2d,
+  - torch:   its twin from `charrec.tools.gradcheck.builtin_equivalent` (nn.Conv2d, nn.MaxPool2d,
     nn.Linear, ...) + `F.cross_entropy`.
 After a warm-up epoch each, the two are timed alternately (A B, then B A, ...) for several rounds,
 so a busy machine slows both alike. Printed: the median epoch time of each and the ratio
@@ -28,8 +28,8 @@ from side_by_side import Trainer
 
 from charrec.config import make_config
 from charrec.nn import functions
-from charrec.nn.gradcheck import builtin_equivalent
 from charrec.nn.model import build_model
+from charrec.tools.gradcheck import builtin_equivalent
 
 N_CLASSES, SIZE = 26, 32
 

@@ -80,6 +80,19 @@ def make_folder_dataset(root: Path, per_class: int = 4, seed: int = 1) -> Path:
 runner = CliRunner()
 
 
+def preprocess(image: Image.Image, norm_size: tuple[int, int]):
+    """PIL image -> float32 tensor [H, W] in [-1, 1], as training, testing and predicting see it."""
+    import torch
+
+    from charrec.data.preprocess import image_array
+
+    return torch.from_numpy(image_array(image, norm_size))
+
+
+def count_parameters(model) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
 def invoke(*args: object):
     """Run `charrec ARGS...` in-process (CliRunner keeps stdout and stderr apart)."""
     return runner.invoke(app, [str(arg) for arg in args])

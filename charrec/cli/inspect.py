@@ -1,6 +1,6 @@
 """`charrec summary`, `charrec gradcheck` and `charrec som`: looking inside the networks.
 
-Thin commands over `charrec.nn.summary`, `charrec.nn.gradcheck` and `charrec.nn.som`;
+Thin commands over `charrec.tools.summary`, `charrec.tools.gradcheck` and `charrec.tools.som`;
 `register(app)` adds
 them to the main Typer app.
 """
@@ -35,7 +35,7 @@ def summary_command(
 
     from charrec.config import make_config
     from charrec.errors import ConfigError
-    from charrec.nn.summary import summarise, summarise_config, total_params
+    from charrec.tools.summary import summarise, summarise_config, total_params
 
     options = {"arch": arch, "conv": conv, "hidden": hidden, "layers": layers,
                "norm_size": norm_size, "channels": channels, "bias": bias}
@@ -82,7 +82,7 @@ def gradcheck_command(
     """
     from rich.table import Table
 
-    from charrec.nn.gradcheck import REFERENCE_TOLERANCE, run_checks
+    from charrec.tools.gradcheck import REFERENCE_TOLERANCE, run_checks
 
     with console.status("running gradient checks ..."):
         results = run_checks()
@@ -127,8 +127,8 @@ def som_command(
     from charrec import CLASSES
     from charrec.config import PARSERS
     from charrec.data.loading import load_splits
-    from charrec.nn.som import SOMConfig, fit_and_evaluate, parse_grid
     from charrec.report import percent, plot_som
+    from charrec.tools.som import SOMConfig, fit_and_evaluate, parse_grid
 
     config = SOMConfig(parse_grid(grid), epochs, lr, sigma, tol, seed)
     size = PARSERS["norm_size"](norm_size)

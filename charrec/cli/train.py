@@ -223,7 +223,7 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
                                    soft_wrap=True)
 
     def on_start(resolved: Any, state: Any) -> None:
-        from charrec.nn.summary import architecture_line
+        from charrec.tools.summary import architecture_line
 
         progress.console.print(
             f"Model: {architecture_line(resolved)}  loss={resolved.loss} act={resolved.act}  "

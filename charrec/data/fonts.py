@@ -175,11 +175,6 @@ def find_font_faces(extra_dirs: Sequence[Path] = ()) -> list[FontFace]:
                                                      face.path))
 
 
-def find_fonts(extra_dirs: Sequence[Path] = ()) -> list[Path]:
-    """Font files with at least one usable face (after the glyph checks)."""
-    return sorted({Path(face.path) for face in find_font_faces(extra_dirs)})
-
-
 # ------------------------------------------------ per process: loaded fonts and glyph bitmaps
 
 

@@ -294,12 +294,6 @@ def _soft_field(rng: np.random.Generator, shape: tuple[int, int], cells: int) ->
     return rows @ coarse @ cols.T
 
 
-def paint_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Letter coverage [H, W] in [0, 1] -> uint8 RGB [H, W, 3] of pen, pencil or marker on paper
-    (one image of `paint_on_paper_batch`)."""
-    return paint_on_paper_batch([rng], mask[None])[0]
-
-
 def paint_on_paper_batch(generators: list[np.random.Generator], masks: np.ndarray) -> np.ndarray:
     """Letter coverages [N, H, W] in [0, 1] -> uint8 RGB [N, H, W, 3], each drawn with its own
     generator: pen, pencil or marker on paper.

@@ -184,13 +184,6 @@ def image_array(image: Image.Image, norm_size: tuple[int, int]) -> np.ndarray:
     return normalise(resize_gray(image, norm_size)[np.newaxis])[0]
 
 
-def preprocess(image: Image.Image, norm_size: tuple[int, int]) -> torch.Tensor:
-    """`image_array` as a torch tensor (for training code and tests; imports torch)."""
-    import torch
-
-    return torch.from_numpy(image_array(image, norm_size))
-
-
 def load_gray(path: str | Path, norm_size: tuple[int, int]) -> np.ndarray:
     """Read one image file -> uint8 [H, W] (the part of `load_array` done per image)."""
     return _as_array(read_gray(path, norm_size), norm_size)

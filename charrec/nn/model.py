@@ -137,10 +137,6 @@ def logits_and_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tenso
     return logits, loss_function(loss)(logits, targets)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """The model's logits for `images`, in eval mode and batches of `batch_size`, on the model's

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.data.preprocess import load_image, open_image, preprocess
+from charrec.data.preprocess import load_image, open_image
 from charrec.errors import ConfigError, ImageError
+from tests.helpers import preprocess
 
 SIZE = (16, 16)
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]  # tmp_path is reused; each example rewrites it

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from charrec.data.fonts import LETTERS, UPPERCASE, FontFace
-from charrec.data.handwriting import VARIANTS, hand_faces, paint_on_paper, pen_glyph, skeletons
+from charrec.data.handwriting import (
+    VARIANTS,
+    hand_faces,
+    paint_on_paper_batch,
+    pen_glyph,
+    skeletons,
+)
 
 
 def test_every_capital_has_several_constructions_and_all_are_polylines():
@@ -84,3 +90,8 @@ def test_a_batch_of_paper_is_each_image_painted_alone():
     for seed in range(3):
         assert np.array_equal(together[seed], paint_on_paper(np.random.default_rng(seed),
                                                              masks[seed]))
+
+
+def paint_on_paper(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """One image of `paint_on_paper_batch`."""
+    return paint_on_paper_batch([rng], mask[None])[0]

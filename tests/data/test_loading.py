@@ -21,9 +21,9 @@ from charrec.data.loading import (
     load_splits,
     split_stratified,
 )
-from charrec.data.preprocess import load_image, preprocess
+from charrec.data.preprocess import load_image
 from charrec.errors import DataError, ImageError
-from tests.helpers import draw_letter
+from tests.helpers import draw_letter, preprocess
 
 NORM_SIZE = (32, 32)
 

@@ -9,7 +9,13 @@ import pytest
 from PIL import Image
 
 from charrec.data import synth
-from charrec.data.fonts import LOWERCASE, UPPERCASE, default_font_dirs, drawn_letters, find_fonts
+from charrec.data.fonts import (
+    LOWERCASE,
+    UPPERCASE,
+    default_font_dirs,
+    drawn_letters,
+    find_font_faces,
+)
 from charrec.errors import CharrecError, DataError
 
 MATPLOTLIB_FONTS = default_font_dirs()[0]
@@ -243,3 +249,8 @@ def test_png_files_are_written_exactly():
     with Image.open(io.BytesIO(synth.png_bytes(pixels))) as image:
         assert image.mode == "RGB" and image.size == (24, 20)
         assert np.array_equal(np.asarray(image), pixels)
+
+
+def find_fonts(extra_dirs=()) -> list[Path]:
+    """Font files with at least one usable face (after the glyph checks)."""
+    return sorted({Path(face.path) for face in find_font_faces(extra_dirs)})

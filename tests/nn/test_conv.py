@@ -16,8 +16,9 @@ from charrec.config import make_config
 from charrec.errors import ConfigError
 from charrec.nn import conv
 from charrec.nn.conv import Conv2dFunction, FlattenFunction, MaxPool2dFunction
-from charrec.nn.gradcheck import builtin_equivalent
-from charrec.nn.model import CNN, build_model, count_parameters
+from charrec.nn.model import CNN, build_model
+from charrec.tools.gradcheck import builtin_equivalent
+from tests.helpers import count_parameters
 
 runner = CliRunner()
 

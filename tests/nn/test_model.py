@@ -13,7 +13,8 @@ from charrec.config import make_config
 from charrec.errors import ConfigError
 from charrec.nn import functions
 from charrec.nn.layers import Activation, Linear
-from charrec.nn.model import MLP, build_model, count_parameters
+from charrec.nn.model import MLP, build_model
+from tests.helpers import count_parameters
 
 
 def _linears(model: nn.Module) -> list[Linear]:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from charrec.cli import app
 from charrec.nn import conv, functions
-from charrec.nn.gradcheck import MODEL_SPECS, Check, all_checks, model_check, run_checks
+from charrec.tools.gradcheck import MODEL_SPECS, Check, all_checks, model_check, run_checks
 
 runner = CliRunner()
 

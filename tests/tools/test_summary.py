@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from charrec.cli import app
 from charrec.config import make_config
-from charrec.nn.model import build_model, count_parameters
-from charrec.nn.summary import LayerRow, architecture_line, summarise_config, total_params
+from charrec.nn.model import build_model
+from charrec.tools.summary import LayerRow, architecture_line, summarise_config, total_params
+from tests.helpers import count_parameters
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from charrec.cli import app
 from charrec.errors import ConfigError
-from charrec.nn import som
+from charrec.tools import som
 
 runner = CliRunner()
 
