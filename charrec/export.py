@@ -32,7 +32,7 @@ from torch import nn
 
 from charrec import __version__
 from charrec.config import TrainConfig
-from charrec.errors import CharrecError, ConfigError
+from charrec.errors import ConfigError, ExportError
 from charrec.files import atomic_write
 from charrec.nn.layers import Activation, Conv2d, Flatten, Linear, MaxPool2d
 from charrec.nn.model import CNN, MLP, predict_logits
@@ -43,10 +43,6 @@ MIN_OPSET = 13  # Gemm, Conv, MaxPool, Flatten and the activations as written he
 TOLERANCE = 1e-4  # largest |logit difference| between ONNX Runtime and torch that is accepted
 CHECK_IMAGES = 64
 ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
-
-
-class ExportError(CharrecError):
-    """The network cannot be written as ONNX, or the written model does not match it."""
 
 
 @dataclass
@@ -179,8 +175,13 @@ def verify(model_bytes: bytes, network: nn.Module, images: np.ndarray) -> float:
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(model_bytes, options,
-                                           providers=["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(model_bytes, options,
+                                               providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - ORT raises its own kinds
+        first = (str(error).strip().splitlines() or ["unknown error"])[-1][:200]
+        raise ExportError(f"ONNX Runtime {onnxruntime.__version__} cannot load the exported "
+                          f"model ({first}); try a lower --opset") from None
     theirs = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
     ours = predict_logits(network, torch.from_numpy(images)).numpy()
     if theirs.shape != ours.shape:
