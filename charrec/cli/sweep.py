@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, fail, friendly_errors
+from charrec.cli.common import Command, Debug, fail, friendly_errors, interrupted
 from charrec.errors import ConfigError
 from charrec.report import console
 
@@ -194,8 +194,8 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
                                on_progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
-            raise fail(f"interrupted; finished trials are saved in {folder.path}. Continue "
-                       f"with: charrec sweep --resume {folder.path}", 130) from None
+            raise interrupted(f"; finished trials are saved in {folder.path}. Continue with: "
+                              f"charrec sweep --resume {folder.path}") from None
     summaries = summarise(trials, status.rows)
     best = best_point(summaries)
     print_results(spec, summaries, best)

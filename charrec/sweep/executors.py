@@ -20,7 +20,7 @@ from concurrent import futures
 from typing import Protocol, TypeVar
 
 from charrec.errors import CharrecError
-from charrec.files import children_ignore_interrupt
+from charrec.files import LATE_INTERRUPTS, children_ignore_interrupt
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -61,8 +61,10 @@ def _init_worker(threads: int, ignore_interrupt: bool) -> None:
 
     torch.set_num_threads(threads)
     if ignore_interrupt:
-        # Ctrl-C reaches the whole process group; the parent alone decides what stops.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C, and a scheduler's SIGTERM or a closed terminal's SIGHUP, may reach the whole
+        # process group; the parent alone decides what stops (and ends the workers with SIGKILL)
+        for signum in (signal.SIGINT, *LATE_INTERRUPTS):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 class InlineExecutor:
@@ -112,7 +114,8 @@ class LocalPoolExecutor:
             initializer=_init_worker, initargs=(self.threads, True))
         finished = False
         try:
-            with children_ignore_interrupt():  # workers start with Ctrl-C blocked: the parent's
+            # workers start with Ctrl-C (and SIGTERM, SIGHUP) blocked: the parent's
+            with children_ignore_interrupt(LATE_INTERRUPTS):
                 pending = [pool.submit(fn, item) for item in items]
             for future in futures.as_completed(pending):
                 try:
@@ -129,12 +132,13 @@ class LocalPoolExecutor:
 
 
 def _stop(pool: futures.ProcessPoolExecutor) -> None:
-    """Cancel queued work and end the workers now, rather than after their current trial."""
+    """Cancel queued work and end the workers now, rather than after their current trial
+    (SIGKILL: they ignore SIGTERM, which a scheduler may send to the whole group)."""
     processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
-            process.terminate()
+            process.kill()
     for process in processes:
         process.join(timeout=5)
 
