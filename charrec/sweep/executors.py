@@ -7,8 +7,10 @@ imports ray) wraps `fn` in a Ray task and yields from `ray.wait`; config parsing
 collection and reporting stay as they are.
 
 Local back-ends: `InlineExecutor` (one trial at a time in this process) and
-`LocalPoolExecutor` (`jobs` spawned worker processes). Each sets
-`torch.set_num_threads(max(1, cores // jobs))` so parallel trials do not fight over cores.
+`LocalPoolExecutor` (`jobs` spawned worker processes). By default a sweep runs one trial per
+core (`default_jobs`), each with one torch thread (`threads_per_job`): these small networks gain
+little from a second thread, which mostly spin-waits on a busy machine, while trials side by
+side scale with the cores.
 """
 
 from __future__ import annotations
@@ -52,8 +54,16 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def default_jobs(trials: int, threads: int | None = None) -> int:
+    """Trials at once when --jobs is not given: one per core (per `threads` cores when that is
+    given), at most one per trial."""
+    return max(1, min(available_cores() // (threads or 1), trials))
+
+
 def threads_per_job(jobs: int) -> int:
-    return max(1, available_cores() // jobs)
+    """torch threads per trial when --threads is not given: every core for one trial at a
+    time, else one each."""
+    return available_cores() if jobs == 1 else 1
 
 
 def _init_worker(threads: int, ignore_interrupt: bool) -> None:
@@ -145,5 +155,5 @@ def _stop(pool: futures.ProcessPoolExecutor) -> None:
 
 def make_executor(jobs: int, threads: int | None = None) -> Executor:
     """`--jobs 1`: in this process; more: a local process pool. `threads` per trial defaults to
-    cores // jobs."""
+    `threads_per_job(jobs)`."""
     return InlineExecutor(threads) if jobs == 1 else LocalPoolExecutor(jobs, threads)

@@ -49,6 +49,21 @@ def trial_line(row: dict[str, Any]) -> str:
             f"test {percent(row['test_accuracy'])}, {row['train_seconds']:.1f} s")
 
 
+def eta_text(seconds: float | None) -> str:
+    """"ETA 0:01:05"; "ETA –" when not known yet (no trial has finished)."""
+    if seconds is None:
+        return "ETA –"
+    minutes, second = divmod(round(max(0.0, seconds)), 60)
+    return f"ETA {minutes // 60}:{minutes % 60:02d}:{second:02d}"
+
+
+def progress_line(status: Any) -> str:
+    """Off a terminal, the line of each finished trial: its result, then where the sweep
+    stands ("[3/8, ETA 0:00:42]")."""
+    return (f"{trial_line(status.last)}  [{status.done}/{status.total}, "
+            f"{eta_text(status.eta_seconds())}]")
+
+
 def progress_info(status: Any) -> str:
     best = status.best
     text = f"running {status.running} · failed {status.failed}"

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -176,6 +177,19 @@ class SweepStatus:
     best: PointSummary | None = None
     last: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def eta_seconds(self) -> float | None:
+        """Seconds until the last trial finishes: the trials left, `running` at a time, each
+        taking the mean wall time of those finished in this session (so it follows the
+        machine's load now); None before the first has finished."""
+        times = [row["wall_seconds"] for row in self.rows[self.skipped:]
+                 if row.get("wall_seconds") is not None]
+        left = self.total - self.done
+        if not left:
+            return 0.0
+        if not times:
+            return None
+        return statistics.fmean(times) * left / max(1, self.running)
 
 
 def preflight(trials: Sequence[Trial]) -> None:

@@ -21,9 +21,10 @@ from charrec import train as train_module
 from charrec.cli import app
 from charrec.config import load_train_yaml, make_config
 from charrec.errors import ConfigError
+from charrec.sweep import executors
 from charrec.sweep import trial as sweep_trial
 from charrec.sweep.executors import InlineExecutor
-from charrec.sweep.runner import RunFolder, run_sweep
+from charrec.sweep.runner import RunFolder, SweepStatus, run_sweep
 from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
 from charrec.sweep.trial import load_trial_data, save_data_file
 
@@ -74,7 +75,7 @@ def finished_run(tmp_path_factory, course_dataset) -> tuple[Path, str]:
           momentum: [0.5, 0.9]
         repeats: 2
         """)
-    result = invoke(config, "--out-dir", directory / "run", "--threads", "1")
+    result = invoke(config, "--out-dir", directory / "run", "--jobs", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     return directory / "run", result.output
 
@@ -246,7 +247,7 @@ def test_best_yaml_is_the_best_point_and_trains(finished_run, tmp_path):
 
 
 def test_keep_best_leaves_only_the_best_checkpoint(tmp_path, momentum_sweep):
-    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run", "--threads", "1",
+    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1",
                     "--keep", "best")
     assert result.exit_code == 0, result.output
     kept = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
@@ -275,7 +276,7 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
         return real_run(config, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "run", train_failing_for_hidden_9)
-    result = invoke(config, "--out-dir", tmp_path / "run", "--threads", "1")
+    result = invoke(config, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     rows = {row["trial"]: row for row in read_rows(tmp_path / "run")}
     assert [rows[t]["status"] for t in ("t000", "t001", "t002", "t003")] == \
@@ -290,7 +291,7 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
 
 def test_every_trial_failing_is_a_clear_error(tmp_path, course_dataset):
     config = write_sweep(tmp_path, course_dataset, "grid:\n  lr: [1.0e+30]\n")
-    result = invoke(config, "--out-dir", tmp_path / "run", "--threads", "1")
+    result = invoke(config, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1")
     assert result.exit_code == 1 and "every trial failed" in result.output
     assert read_rows(tmp_path / "run")[0]["status"] == "failed"
 
@@ -309,7 +310,7 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
 
     monkeypatch.setattr(train_module, "run", train_interrupted_at_third)
     run_dir = tmp_path / "run"
-    result = invoke(momentum_sweep, "--out-dir", run_dir, "--threads", "1")
+    result = invoke(momentum_sweep, "--out-dir", run_dir, "--jobs", "1", "--threads", "1")
     assert result.exit_code == 130 and f"--resume {run_dir}" in result.output
     first_lines = (run_dir / "results.jsonl").read_text()
     assert [row["trial"] for row in read_rows(run_dir)] == ["t000", "t001"]
@@ -319,7 +320,7 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
 
     monkeypatch.setattr(train_module, "run", real_run)
     calls.clear()
-    result = invoke("--resume", run_dir, "--threads", "1")
+    result = invoke("--resume", run_dir, "--jobs", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "2 of 4 trials already finished" in result.output
     assert (run_dir / "results.jsonl").read_text().startswith(first_lines)
@@ -329,7 +330,7 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
 
 def test_resume_refuses_a_changed_config(tmp_path, momentum_sweep):
     run_dir = tmp_path / "run"
-    assert invoke(momentum_sweep, "--out-dir", run_dir, "--threads", "1").exit_code == 0
+    assert invoke(momentum_sweep, "--out-dir", run_dir, "--jobs", "1").exit_code == 0
     before = (run_dir / "results.jsonl").read_text()
     momentum_sweep.write_text(momentum_sweep.read_text().replace("lr: 0.05", "lr: 0.02"))
     result = invoke(momentum_sweep, "--resume", run_dir)
@@ -352,10 +353,13 @@ def test_run_folder_refuses_to_overwrite(tmp_path, momentum_sweep):
 # ----------------------------------------------------------------------------------- parallel
 
 
-def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finished_run):
+def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finished_run,
+                                               monkeypatch):
     serial_dir, _ = finished_run  # the same sweep file content, run with --jobs 1
-    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run", "--jobs", "2")
+    monkeypatch.setattr(executors, "available_cores", lambda: 2)
+    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run")  # default: a job per core
     assert result.exit_code == 0, result.output
+    assert "4 trials, 2 at a time (1 torch thread(s) each)" in result.output
     serial = {row["trial"]: row for row in read_rows(serial_dir)}
     parallel = {row["trial"]: row for row in read_rows(tmp_path / "run")}
     assert set(parallel) == set(serial)
@@ -366,6 +370,38 @@ def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finishe
         assert [e["train_loss"] for e in row["history"]] == \
             [e["train_loss"] for e in serial[trial]["history"]]
     assert not list((tmp_path / "run").glob(".data-*"))  # the shared decoded images are gone
+
+
+def test_default_jobs_is_a_trial_per_core_with_one_thread_each(monkeypatch):
+    monkeypatch.setattr(executors, "available_cores", lambda: 4)
+    assert [executors.default_jobs(trials) for trials in (0, 1, 3, 4, 50)] == [1, 1, 3, 4, 4]
+    assert executors.default_jobs(50, threads=2) == 2  # explicit --threads: cores // threads
+    assert executors.default_jobs(50, threads=8) == 1
+    assert [executors.threads_per_job(jobs) for jobs in (1, 2, 4, 8)] == [4, 1, 1, 1]
+    assert executors.make_executor(3).threads == 1
+    assert executors.make_executor(3, threads=2).threads == 2
+
+
+def test_eta_comes_from_this_sessions_trials_and_the_parallel_jobs():
+    earlier = {"status": "ok", "wall_seconds": 1000.0}  # finished before a resume: not counted
+    status = SweepStatus(total=10, done=1, skipped=1, running=2, rows=[earlier])
+    assert status.eta_seconds() is None  # nothing finished yet in this session
+    status.rows += [{"status": "ok", "wall_seconds": 10.0}, {"status": "failed",
+                                                             "wall_seconds": 20.0}]
+    status.done = 3
+    assert status.eta_seconds() == pytest.approx(15.0 * 7 / 2)
+    status.running, status.done = 1, 9
+    assert status.eta_seconds() == pytest.approx(15.0)
+    status.done = 10
+    assert status.eta_seconds() == 0.0
+
+
+def test_off_a_terminal_each_finished_trial_is_one_line_with_the_eta(finished_run):
+    _, output = finished_run
+    lines = [line for line in output.splitlines() if line.startswith("t00")]
+    assert [line.split("  [")[1].split(",")[0] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(", ETA " in line for line in lines) and lines[-1].endswith("ETA 0:00:00]")
+    assert "trials ━" not in output and "━━━" not in output.split("Sweep tiny: mean")[0]
 
 
 def test_decoded_data_file_gives_the_same_tensors(tmp_path, course_dataset):
