@@ -135,7 +135,8 @@ class RunFolder:
 
     def write_csv(self, rows: Sequence[dict[str, Any]], varied: Sequence[str]) -> Path:
         columns = ["trial", "point", "repeat", "seed", "status", *varied, "best_epoch",
-                   "epochs_run", "val_accuracy", "test_accuracy", "train_seconds", "reason"]
+                   "epochs_run", "val_accuracy", "last_val_accuracy", "test_accuracy",
+                   "train_seconds", "reason"]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
         writer.writeheader()

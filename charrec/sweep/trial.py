@@ -19,6 +19,7 @@ from typing import Any
 
 from charrec.config import resolve_augment
 from charrec.errors import CharrecError, TrainingDiverged
+from charrec.sweep.results import last_val_accuracy
 from charrec.sweep.spec import Trial, trial_config
 
 
@@ -123,6 +124,7 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     return {
         **row, "status": "ok", "best_epoch": result.best_epoch,
         "val_accuracy": result.best_val_accuracy, "test_accuracy": result.test_accuracy,
+        "last_val_accuracy": last_val_accuracy(result.history),
         "epochs_run": len(result.history), "train_seconds": round(result.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
         "checkpoint": task.checkpoint, "history": result.history,

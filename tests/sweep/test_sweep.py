@@ -24,6 +24,7 @@ from charrec.errors import ConfigError
 from charrec.sweep import executors
 from charrec.sweep import trial as sweep_trial
 from charrec.sweep.executors import InlineExecutor
+from charrec.sweep.results import summarise
 from charrec.sweep.runner import RunFolder, SweepStatus, run_sweep
 from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
 from charrec.sweep.trial import load_trial_data, save_data_file
@@ -211,18 +212,23 @@ def test_results_files_of_a_finished_run(finished_run):
         assert [epoch["epoch"] for epoch in row["history"]] == [1, 2]
         assert 1 <= row["best_epoch"] <= 2 and 0 <= row["test_accuracy"] <= 1
         assert row["val_accuracy"] == max(epoch["val_accuracy"] for epoch in row["history"])
+        assert row["last_val_accuracy"] == row["history"][-1]["val_accuracy"]
         assert Path(row["checkpoint"]).is_file()
     with open(run_dir / "results.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [line["trial"] for line in table] == ["t000", "t001", "t002", "t003"]
     assert [line["momentum"] for line in table] == ["0.5", "0.5", "0.9", "0.9"]
     assert float(table[3]["val_accuracy"]) == pytest.approx(rows[3]["val_accuracy"])
+    assert float(table[3]["last_val_accuracy"]) == pytest.approx(rows[3]["last_val_accuracy"])
     stored = yaml.safe_load((run_dir / "sweep.yaml").read_text())
     assert stored["grid"] == {"momentum": [0.5, 0.9]} and stored["repeats"] == 2
     assert {path.name for path in (run_dir / "plots").iterdir()} == \
-        {"val_accuracy_vs_epoch.png", "accuracy_vs_momentum.png"}
+        {"val_accuracy_vs_epoch.png", "accuracy_vs_momentum.png", "curves"}
+    assert sorted(path.name for path in (run_dir / "plots" / "curves").iterdir()) == \
+        ["t000.png", "t001.png", "t002.png", "t003.png"]
     best_point = yaml.safe_load((run_dir / "best.yaml").read_text())["base"]["momentum"] == 0.9
     assert f"* {int(best_point)}" in output and "Val %" in output and "best.yaml" in output
+    assert "Last val: validation accuracy (%) at the last epoch" in output  # a column's legend
 
 
 def test_best_yaml_is_the_best_point_and_trains(finished_run, tmp_path):
@@ -286,7 +292,9 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
     assert "failed" in result.output and "boom" in result.output
     assert load_train_yaml(tmp_path / "run" / "best.yaml")["hidden"] == [8]
     assert {path.name for path in (tmp_path / "run" / "plots").iterdir()} == {
-        "val_accuracy_vs_epoch.png", "accuracy_vs_lr.png", "accuracy_vs_hidden.png"}
+        "val_accuracy_vs_epoch.png", "accuracy_vs_lr.png", "accuracy_vs_hidden.png", "curves"}
+    assert [path.name for path in (tmp_path / "run" / "plots" / "curves").iterdir()] == \
+        ["t002.png"]  # the one trial that trained
 
 
 def test_every_trial_failing_is_a_clear_error(tmp_path, course_dataset):
@@ -402,6 +410,18 @@ def test_off_a_terminal_each_finished_trial_is_one_line_with_the_eta(finished_ru
     assert [line.split("  [")[1].split(",")[0] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
     assert all(", ETA " in line for line in lines) and lines[-1].endswith("ETA 0:00:00]")
     assert "trials ━" not in output and "━━━" not in output.split("Sweep tiny: mean")[0]
+
+
+def test_last_epoch_accuracy_of_rows_written_before_it_was_recorded():
+    history = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.75},
+               {"epoch": 3, "val_accuracy": 0.25}]
+    rows = [{"index": 0, "point": 0, "status": "ok", "val_accuracy": 0.75, "history": history},
+            {"index": 1, "point": 0, "status": "ok", "val_accuracy": 0.75,
+             "last_val_accuracy": 0.75, "history": history}]
+    trials = expand(sweep_from_dict({"name": "s", "grid": {"momentum": [0.9]}, "repeats": 2}))
+    summary, = summarise(trials, rows)
+    assert summary.stat("last_val_accuracy") == pytest.approx((0.5, 2 ** 0.5 * 0.25))
+    assert summary.stat("val_accuracy") == (0.75, 0.0)
 
 
 def test_decoded_data_file_gives_the_same_tensors(tmp_path, course_dataset):
