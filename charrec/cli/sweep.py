@@ -96,8 +96,7 @@ def sweep_command(
         console.print(f"Sweep {spec.name}: {n_points} point(s) × {spec.repeats} repeat(s) = "
                       f"{len(trials)} trials. Nothing was run (--dry-run).", soft_wrap=True)
         return
-    for directory in dict.fromkeys(trial.config["data_dir"] for trial in trials):
-        ensure_data(Path(directory))
+    ensure_data(trials, strict)
     if jobs is None:
         from charrec.sweep.executors import default_jobs
 
@@ -144,23 +143,20 @@ def _executor(name: str, address: str | None, jobs: int,
     return contextlib.nullcontext(make_executor(jobs, threads))
 
 
-def ensure_data(data_dir: Path) -> None:
-    """Render the built-in letters at `data_dir` (with a progress bar) if it holds no dataset."""
-    from rich.progress import Progress
+def ensure_data(trials: list, strict: bool) -> None:
+    """Render the built-in letters where a trial's data folder holds nothing yet, before any
+    worker starts: `charrec train`'s data step, with its progress display. The letters stay in
+    memory for the trials (or the file the workers share)."""
+    from charrec.cli.train import progress_display, training_callbacks
+    from charrec.data.synth import holds_anything
+    from charrec.sweep.spec import trial_config
+    from charrec.sweep.trial import trial_data
 
-    from charrec.data.synth import ensure_dataset, holds_anything
-
-    if holds_anything(data_dir):
-        return
-    with Progress(console=console.rich, transient=True) as progress:
-        task = progress.add_task("rendering letters", total=None)
-        rendered = ensure_dataset(
-            data_dir, on_start=lambda path: progress.console.print(
-                f"No dataset at {path}: generating the built-in synthetic letters there."),
-            progress=lambda done, total: progress.update(task, completed=done, total=total))
-    if rendered is not None:
-        console.print(f"Generated {sum(rendered.manifest['counts'].values())} images at "
-                      f"{data_dir}.")
+    for trial in trials:
+        config = trial_config(trial)
+        if not holds_anything(Path(config.data_dir)):
+            with progress_display() as progress:
+                trial_data(config, strict, callbacks=training_callbacks(progress, config, None))
 
 
 def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: str,

@@ -122,7 +122,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
     line per validation; then the curves PNG and one summary line."""
     from charrec.train import run
 
-    with _progress() as progress:
+    with progress_display() as progress:
         callbacks = training_callbacks(progress, config, resume)
         result = run(config, callbacks, strict=strict, resume=resume, dry_run=dry_run)
     if dry_run:
@@ -176,7 +176,7 @@ class _LinesOnly:
         return None
 
 
-def _progress() -> Any:
+def progress_display() -> Any:
     """A transient rich Progress (rendering, decoding, epochs) on a terminal; lines only
     elsewhere."""
     if not console.is_terminal:

@@ -36,10 +36,10 @@ from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, t
 from charrec.sweep.trial import (
     TrialTask,
     data_key,
-    load_trial_data,
     lost_trial_row,
     run_trial,
     save_data_file,
+    trial_data,
 )
 
 SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
@@ -218,7 +218,7 @@ def share_data(folder: RunFolder, trials: Sequence[Trial], strict: bool) -> dict
         key = data_key(config, strict)
         if key not in files:
             path = folder.path / f".data-{len(files)}.pt"
-            files[key] = str(save_data_file(path, load_trial_data(config, strict)))
+            files[key] = str(save_data_file(path, trial_data(config, strict)[1]))
     return files
 
 

@@ -7,6 +7,7 @@ that a whole sweep takes about a second.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import textwrap
@@ -27,7 +28,7 @@ from charrec.sweep.executors import InlineExecutor
 from charrec.sweep.results import summarise
 from charrec.sweep.runner import RunFolder, SweepStatus, run_sweep
 from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
-from charrec.sweep.trial import load_trial_data, save_data_file
+from charrec.sweep.trial import save_data_file, trial_data
 
 runner = CliRunner()
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -424,12 +425,37 @@ def test_last_epoch_accuracy_of_rows_written_before_it_was_recorded():
     assert summary.stat("val_accuracy") == (0.75, 0.0)
 
 
+def test_built_in_letters_are_rendered_once_by_the_training_data_step(tmp_path, monkeypatch):
+    from charrec.data import loading, synth
+
+    monkeypatch.setattr(synth, "render_dataset",
+                        functools.partial(synth.render_dataset, per_class=10))
+    letters = tmp_path / "letters"  # missing: the sweep renders the built-in letters there
+    config = write_sweep(tmp_path, letters, "grid:\n  momentum: [0.5, 0.9]\n")
+    # at the size the letters are rendered, they come from memory, not decoded from the files
+    config.write_text(config.read_text().replace("epochs: 2", "epochs: 1")
+                      .replace("norm-size: 16,16", "norm-size: 32,32"))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the letters rendered just now were decoded again from their files")
+
+    monkeypatch.setattr(train_module, "load_splits", no_decoding)
+    monkeypatch.setattr(loading, "load_splits", no_decoding)
+    result = invoke(config, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "generating the built-in synthetic letters there" in result.output
+    assert "Generated 260 images" in result.output and "Data: train 208," in result.output
+    rows = read_rows(tmp_path / "run")
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert all(row["config"]["augment"] is True for row in rows)  # auto: on for these letters
+
+
 def test_decoded_data_file_gives_the_same_tensors(tmp_path, course_dataset):
     config = make_config({"data_dir": str(course_dataset), "norm_size": "16,16"})
-    decoded = load_trial_data(config)
+    _, decoded = trial_data(config)
     path = save_data_file(tmp_path / "data.pt", decoded)
     sweep_trial._DATA_CACHE.clear()
-    loaded = load_trial_data(config, data_file=str(path))
+    _, loaded = trial_data(config, data_file=str(path))
     for split, letters in decoded.items():
         assert torch.equal(loaded[split].images, letters.images)
         assert torch.equal(loaded[split].labels, letters.labels)
