@@ -272,25 +272,30 @@ def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
     if `config.data_dir` holds no dataset, settle `augment: auto` and read every split (a
     dataset rendered just now comes from memory, not its files). With `data` (decoded before,
     e.g. once for all of a sweep's trials) only `augment` is settled."""
-    if data is not None:
-        return resolve_augment(config), data
+    rendered = None if data is not None else _render_if_missing(config, callbacks)
+    config = resolve_augment(config)  # after rendering: its manifest marks the built-in letters
+    if data is None:
+        data_dir = Path(config.data_dir)
+        if callbacks.on_loading:
+            callbacks.on_loading(data_dir)
+        if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
+            data = rendered.splits(data_dir)  # just written: the pixels decoding would give
+        else:
+            data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
+        if callbacks.on_data:
+            callbacks.on_data(data)
+    return config, data
+
+
+def _render_if_missing(config: TrainConfig, callbacks: Callbacks) -> Any:
+    """The built-in letters rendered at `config.data_dir` if it holds nothing, else None."""
     from charrec.data.synth import ensure_dataset
 
-    data_dir = Path(config.data_dir)
-    rendered = ensure_dataset(data_dir, on_start=callbacks.on_generate,
+    rendered = ensure_dataset(Path(config.data_dir), on_start=callbacks.on_generate,
                               progress=callbacks.on_render)
     if rendered is not None and callbacks.on_generated:
         callbacks.on_generated(rendered.manifest)
-    config = resolve_augment(config)
-    if callbacks.on_loading:
-        callbacks.on_loading(data_dir)
-    if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
-        data = rendered.splits(data_dir)  # just written: the same pixels as decoding the files
-    else:
-        data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
-    if callbacks.on_data:
-        callbacks.on_data(data)
-    return config, data
+    return rendered
 
 
 def check_sizes(config: TrainConfig, n_train: int, n_validation: int) -> None:
