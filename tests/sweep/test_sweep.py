@@ -346,10 +346,10 @@ def test_resume_refuses_a_changed_config(tmp_path, momentum_sweep):
     assert result.exit_code == 2  # a usage error
     assert "config changed" in result.output and "lr was 0.05, now 0.02" in result.output
     result = invoke("--resume", run_dir, "--set", "epochs=3")
-    assert result.exit_code == 1 and "epochs was 2, now 3" in result.output
+    assert result.exit_code == 2 and "epochs was 2, now 3" in result.output
     assert (run_dir / "results.jsonl").read_text() == before
     result = invoke("--resume", tmp_path)
-    assert result.exit_code == 1 and "not a sweep run folder" in result.output
+    assert result.exit_code == 2 and "not a sweep run folder" in result.output
 
 
 def test_run_folder_refuses_to_overwrite(tmp_path, momentum_sweep):
