@@ -182,12 +182,18 @@ class SweepStatus:
     def eta_seconds(self) -> float | None:
         """Seconds until the last trial finishes: the trials left, `running` at a time, each
         taking the mean wall time of those finished in this session (so it follows the
-        machine's load now); None before the first has finished."""
-        times = [row["wall_seconds"] for row in self.rows[self.skipped:]
-                 if row.get("wall_seconds") is not None]
+        machine's load now); None before the first has finished. A worker's first trial also
+        pays for its imports, so it counts only until a later one has finished."""
         left = self.total - self.done
         if not left:
             return 0.0
+        first, later, seen = [], [], set()
+        for row in self.rows[self.skipped:]:
+            if row.get("wall_seconds") is not None:
+                worker = row.get("pid")
+                (later if worker in seen else first).append(row["wall_seconds"])
+                seen.add(worker)
+        times = later or first
         if not times:
             return None
         return statistics.fmean(times) * left / max(1, self.running)

@@ -392,15 +392,19 @@ def test_default_jobs_is_a_trial_per_core_with_one_thread_each(monkeypatch):
 
 
 def test_eta_comes_from_this_sessions_trials_and_the_parallel_jobs():
-    earlier = {"status": "ok", "wall_seconds": 1000.0}  # finished before a resume: not counted
+    earlier = {"pid": 1, "wall_seconds": 1000.0}  # finished before a resume: not counted
     status = SweepStatus(total=10, done=1, skipped=1, running=2, rows=[earlier])
     assert status.eta_seconds() is None  # nothing finished yet in this session
-    status.rows += [{"status": "ok", "wall_seconds": 10.0}, {"status": "failed",
-                                                             "wall_seconds": 20.0}]
+    status.rows += [{"pid": 2, "wall_seconds": 10.0}, {"pid": 3, "wall_seconds": 20.0}]
     status.done = 3
     assert status.eta_seconds() == pytest.approx(15.0 * 7 / 2)
+    # once a worker has finished a second trial, the first ones (which paid for the imports)
+    # no longer count
+    status.rows += [{"pid": 2, "wall_seconds": 4.0}, {"pid": 3, "wall_seconds": 6.0}]
+    status.done = 5
+    assert status.eta_seconds() == pytest.approx(5.0 * 5 / 2)
     status.running, status.done = 1, 9
-    assert status.eta_seconds() == pytest.approx(15.0)
+    assert status.eta_seconds() == pytest.approx(5.0)
     status.done = 10
     assert status.eta_seconds() == 0.0
 
