@@ -161,6 +161,7 @@ class TrainResult:
     interrupted: bool = False
     test_accuracy: float | None = None  # measured by `run` on the test split, if it has one
     checkpoint: Path | None = None  # where `run` saved the best epoch
+    config: TrainConfig | None = None  # the config `run` trained with (augment settled)
 
     @property
     def best_epoch(self) -> int:
@@ -241,6 +242,7 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
             callbacks.on_state(state)
 
     result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume)
+    result.config = config
     try:
         if not result.interrupted and "test" in data and len(data["test"]):
             result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,

@@ -137,12 +137,11 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
              f"{percent(result.best_val_accuracy)}) to {out}")
     if result.interrupted:
         raise interrupted(f"; {saved}")
-    from charrec.config import resolve_augment
     from charrec.report import options_summary, plot_training_curves
 
     try:
         curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                      title=f"{out.name}: {options_summary(resolve_augment(config))}")
+                                      title=f"{out.name}: {options_summary(result.config or config)}")
     except KeyboardInterrupt:
         raise interrupted(f" while drawing the curves; {saved}") from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
