@@ -55,7 +55,8 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
         return real_run(config, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "run", interrupted_at_second_trial)
-    result = invoke("sweep", sweep, "--out-dir", run_dir, "--threads", "1", "--keep", "none")
+    result = invoke("sweep", sweep, "--out-dir", run_dir, "--jobs", "1", "--threads", "1",
+                    "--keep", "none")
     assert result.exit_code == 130, result.output
     monkeypatch.setattr(train_module, "run", real_run)
     assert list(read_rows(run_dir)) == ["t000"]
@@ -79,8 +80,8 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
     assert rows["t002"]["pid"] != os.getpid()  # ran in a Ray worker
 
     monkeypatch.setattr(sweep_runner, "run_trial", run_trial)
-    result = invoke("sweep", sweep, "--out-dir", tmp_path / "inline", "--threads", "1",
-                    "--keep", "none")
+    result = invoke("sweep", sweep, "--out-dir", tmp_path / "inline", "--jobs", "1",
+                    "--threads", "1", "--keep", "none")
     assert result.exit_code == 0, result.output
     inline = read_rows(tmp_path / "inline")
     for trial in ("t000", "t002"):
