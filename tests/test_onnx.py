@@ -199,14 +199,20 @@ def test_backend_choices_that_cannot_be_are_one_line(model: Path, model_onnx: Pa
     assert_one_line_error(invoke("predict", letters[0], "--backend", "cuda"), "unknown backend")
 
 
-def test_without_onnxruntime_auto_falls_back_to_torch(model: Path, letters: list[Path],
-                                                      monkeypatch) -> None:
+def test_without_onnxruntime_auto_falls_back_to_torch(model: Path, model_onnx: Path,
+                                                      letters: list[Path], monkeypatch) -> None:
+    """A bundled model with both forms (tiny.pth and tiny.onnx beside it) runs on ONNX Runtime,
+    and on torch where onnxruntime is missing; a .onnx file then needs it."""
     monkeypatch.setattr(resolve, "bundled_resource", lambda: model)
-    model.with_suffix(".onnx").exists() or pytest.skip("needs the module's tiny.onnx")
+    assert model_onnx == model.with_suffix(".onnx")
+    result = invoke("predict", letters[0], "--model", "bundled")
+    assert result.exit_code == 0 and result.stderr.rstrip().endswith(", ONNX Runtime)")
     monkeypatch.setattr("charrec.onnx_model.onnxruntime_available", lambda: False)
     result = invoke("predict", letters[0], "--model", "bundled")
     assert result.exit_code == 0, result.output
     assert result.stderr.rstrip().endswith(", torch)")
+    assert_one_line_error(invoke("predict", letters[0], "--model", model_onnx),
+                          "pip install onnxruntime")
 
 
 def _charrec_in_a_fresh_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
