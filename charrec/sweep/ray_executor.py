@@ -39,7 +39,7 @@ RETRIES = 1  # Ray's default is 3; one retry survives a lost node without tripli
 CONNECT_TIMEOUT_S = 5.0  # the TCP probe of --address
 NODE_PROBE_TIMEOUT_S = 120.0  # a node's first worker can take a while to start on a busy machine
 WAIT_POLL_S = 1.0  # ray.wait returns at least this often, so Ctrl-C is seen promptly
-TRACKER_TIMEOUT_S = 30.0
+TRACKER_TIMEOUT_S = 30.0  # a call to the actor that records where trials start (may be starting)
 
 
 def require_ray() -> None:

@@ -56,6 +56,7 @@ class RayNodes:
     def remove(self, node_id: str) -> None:
         self._send(f"remove {node_id}")
         assert json.loads(self.process.stdout.readline()) == {"removed": node_id}
+        self.node_ids.remove(node_id)
 
     def stop(self) -> None:
         """Stop every node and wait for it; raises if the helper did not end cleanly."""

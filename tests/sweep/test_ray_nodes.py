@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from charrec.sweep import runner as sweep_runner
 from charrec.sweep.runner import RunFolder
+from charrec.sweep.trial import TrialTask, run_trial
 from tests.helpers import assert_one_line_error, invoke
 from tests.sweep.ray_nodes import RayNodes
 
@@ -125,24 +130,49 @@ def test_a_stale_token_on_the_driver_and_trials_on_both_nodes(two_nodes, sweep_f
     assert "4 trial(s) ran on 2 Ray node(s)" in result.output
 
 
+def trial_stuck_on(node: str, marks: Path) -> Callable[[TrialTask], dict]:
+    """`run_trial`, except that on `node` a trial marks that it started there and then never
+    ends: only losing the node ends it. Shipped to the workers by value."""
+
+    def run(task: TrialTask) -> dict:
+        if ray.get_runtime_context().get_node_id() == node:
+            (marks / task.trial.trial_id).touch()
+            time.sleep(600)
+        return run_trial(task)
+
+    return run
+
+
 def test_a_node_lost_mid_sweep_has_its_trials_run_again_on_the_survivor(
         two_nodes, sweep_file, tmp_path, driver_home, monkeypatch):
-    # the last test on this cluster: it takes the worker node away
-    removed = []
+    # the last test on this cluster: it takes the worker node away, after the first row
+    worker = two_nodes.node_ids[1]
+    marks = tmp_path / "started-on-the-worker"
+    marks.mkdir()
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(sweep_runner, "run_trial", trial_stuck_on(worker, marks))
     real_append = RunFolder.append
 
-    def append_then_remove_a_node(folder: RunFolder, row: dict) -> None:
+    def append_then_remove_the_worker(folder: RunFolder, row: dict) -> None:
         real_append(folder, row)
-        if not removed:  # after the first row: the node the driver is not attached to
-            driver_node = ray.get_runtime_context().get_node_id()
-            removed.append(next(node for node in two_nodes.node_ids if node != driver_node))
-            two_nodes.remove(removed[0])
+        if worker in two_nodes.node_ids:
+            # Ray attaches a driver to the head when several nodes share its machine
+            assert ray.get_runtime_context().get_node_id() == two_nodes.head_id
+            waited = 0.0  # for a trial to start there (its worker process may start late)
+            while not any(marks.iterdir()) and waited < 60:
+                time.sleep(0.1)
+                waited += 0.1
+            assert any(marks.iterdir()), "no trial started on the worker node"
+            two_nodes.remove(worker)
 
-    monkeypatch.setattr(RunFolder, "append", append_then_remove_a_node)
+    monkeypatch.setattr(RunFolder, "append", append_then_remove_the_worker)
     result = sweep_on(two_nodes.address, sweep_file, tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
-    rows = read_rows(tmp_path / "run")
-    assert [row["status"] for row in rows] == ["ok"] * 4
-    survivor = next(node for node in two_nodes.node_ids if node != removed[0])
-    assert all(row["node"] == survivor for row in rows[1:])  # finished after the removal
+    assert worker not in two_nodes.node_ids  # it was removed mid-sweep
+    rows = {row["trial"]: row for row in read_rows(tmp_path / "run")}
+    assert [rows[trial]["status"] for trial in sorted(rows)] == ["ok"] * 4
+    assert {row["node"] for row in rows.values()} == {two_nodes.head_id}
+    lost = [path.name for path in marks.iterdir()]
+    assert lost and all(rows[trial]["status"] == "ok" for trial in lost)
+    assert "4 trial(s) ran on 1 Ray node(s)" in result.output
