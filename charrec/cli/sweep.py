@@ -162,6 +162,7 @@ def ensure_data(trials: list, strict: bool) -> None:
 def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: str,
                     strict: bool) -> None:
     from charrec.sweep.report import (
+        nodes_line,
         print_results,
         progress_info,
         progress_line,
@@ -204,6 +205,8 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
     summaries = summarise(trials, status.rows)
     best = best_point(summaries)
     print_results(spec, summaries, best)
+    if nodes := nodes_line(status.rows[status.skipped:]):
+        console.print(nodes, soft_wrap=True)
     plots = write_plots(folder.path, spec, summaries)
     if best is None:
         raise fail(f"every trial failed; see {folder.path / 'results.jsonl'}")

@@ -2,9 +2,9 @@
 
 An `Executor` calls a picklable function on every item, up to `jobs` at a time, and yields the
 results as they finish. The sweep knows nothing else about it, so a back-end for a cluster
-engine slots in behind the same interface: `charrec.sweep.ray_executor` (the only module that
-imports ray) wraps `fn` in a Ray task and yields from `ray.wait`; config parsing, result
-collection and reporting stay as they are.
+engine slots in behind the same interface: `charrec.sweep.ray_executor` (with `ray_auth`, the
+only modules that import ray) wraps `fn` in a Ray task and yields from `ray.wait`; config
+parsing, result collection and reporting stay as they are.
 
 Local back-ends: `InlineExecutor` (one trial at a time in this process) and
 `LocalPoolExecutor` (`jobs` spawned worker processes). By default a sweep runs one trial per

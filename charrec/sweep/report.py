@@ -9,6 +9,7 @@ shows.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,17 @@ def progress_info(status: Any) -> str:
     if best is not None:
         text += f" · best {best.describe('val_accuracy')} ({best.label()})"
     return text
+
+
+def nodes_line(rows: Sequence[dict[str, Any]]) -> str | None:
+    """How many Ray nodes ran these rows, and how many rows each (None: none ran on Ray)."""
+    counts = Counter((row["node_ip"], row["node"][:8]) for row in rows if row.get("node"))
+    if not counts:
+        return None
+    each = ", ".join(f"{address} ({node}): {count}"
+                     for (address, node), count in sorted(counts.items()))
+    return (f"{sum(counts.values())} trial(s) ran on {len(counts)} Ray node(s): {each} "
+            f"(node and pid of each: results.jsonl)")
 
 
 def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],

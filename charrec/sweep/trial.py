@@ -11,6 +11,7 @@ the workers memory-map (`save_data_file`), instead of every worker decoding the 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from collections import OrderedDict
@@ -114,7 +115,7 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     from charrec.train import run
 
     trial, started = task.trial, time.perf_counter()
-    row = {**_row_start(trial), "pid": os.getpid()}
+    row = {**_row_start(trial), "host": socket.gethostname(), "pid": os.getpid()}
     try:
         changes = {"out": task.checkpoint} if task.checkpoint else {}
         config = trial_config(trial, **changes)

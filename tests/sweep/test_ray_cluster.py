@@ -44,6 +44,10 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
     sweep = tmp_path / "tiny.yaml"
     sweep.write_text(SWEEP.format(data=course_dataset))
     run_dir = tmp_path / "run"
+    # a local Ray makes itself a token in ~/.ray/auth_token if there is none: not in the user's
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
 
     # the first part runs in this process and is interrupted after one trial
     real_run, calls = train_module.run, []
@@ -70,6 +74,7 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
     assert "on a local Ray started by charrec (2 CPUs)" in result.output
     assert "1 of 3 trials already finished" in result.output
     assert not ray.is_initialized()  # the Ray charrec started is shut down
+    assert "RAY_AUTH_MODE" not in os.environ  # ray.init(local) set it to token; given back
 
     rows = read_rows(run_dir)
     assert list(rows)[0] == "t000" and set(rows) == {"t000", "t001", "t002"}
