@@ -2,9 +2,10 @@
 
 Checking which letters a font file draws (`charrec.data.fonts`) renders every letter of every
 face: over a second for the fonts of a fresh install (docs/benchmarks.md), paid by every
-`charrec train` that renders the built-in letters. The answers depend only on the file and on the code that checks
-it, so they are kept in one JSON file, `font-faces.json`, in charrec's cache folder:
-`$CHARREC_CACHE_DIR`, else `$XDG_CACHE_HOME/charrec`, else `~/.cache/charrec`.
+`charrec train` that renders the built-in letters. The answers depend only on the file and
+on the code that checks it, so they are kept in one JSON file, `font-faces.json`, in
+charrec's cache folder: `$CHARREC_CACHE_DIR`, else `$XDG_CACHE_HOME/charrec`, else
+`~/.cache/charrec`.
 
 An entry is used only while its file has the same size and modification time, and the whole
 cache only while charrec's check (`CHECK_VERSION`), Pillow and FreeType are the ones that wrote
