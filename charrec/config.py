@@ -44,9 +44,11 @@ class TrainConfig:
     conv: tuple[tuple[int, int, int], ...] = DEFAULT_CONV  # used by --arch cnn
     channels: int = 1  # input channels; charrec's preprocessing gives grayscale (1)
     bias: bool = True  # --no-bias: Linear and Conv2d layers without bias
+    batch_norm: bool = False  # CNN: batch normalisation after each conv layer's pooling
     act: str = "relu"
     init: str = "auto"
     loss: str = "ce"
+    label_smoothing: float = 0.0  # "ce": targets (1 - e) * onehot + e / classes
     optim: str = "adam"
     lr_schedule: str = "cosine"  # lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2; or constant
     lr: float = 2e-3
@@ -255,9 +257,11 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "conv": _parse_conv,
     "channels": _int("channels", minimum=1),
     "bias": _bool("bias"),
+    "batch_norm": _bool("batch-norm"),
     "act": _choice("act", ACTIVATIONS),
     "init": _choice("init", INITS),
     "loss": _choice("loss", LOSSES),
+    "label_smoothing": _float("label-smoothing", low=0.0, high=0.5),
     "optim": _choice("optim", OPTIMIZERS),
     "lr_schedule": _choice("lr_schedule", LR_SCHEDULES),
     "lr": _float("lr", positive=True),

@@ -36,6 +36,7 @@ class Measurement:
     confusion: np.ndarray  # [true, predicted] counts, int64
     classes: Sequence[str]
     predictions: np.ndarray  # [N] class index each image was read as
+    tta: bool = False  # answers averaged over several views (`charrec.tta`)
 
     def per_class(self) -> dict[str, dict[str, Any]]:
         """{letter: {"n_images", "n_correct", "accuracy"}} (accuracy None for absent letters)."""
@@ -79,9 +80,9 @@ def test_images(config: TrainConfig, data_dir: str | Path | None, split: str,
 
 
 def measure(network: Network, config: TrainConfig, data_dir: str | Path | None = None,
-            split: str = "test", strict: bool = False) -> Measurement:
+            split: str = "test", strict: bool = False, tta: bool = False) -> Measurement:
     data, name = test_images(config, data_dir, split, strict)
-    return measure_data(network, data, name)
+    return measure_data(network, data, name, tta)
 
 
 def all_logits(network: Network, images: Any) -> np.ndarray:
@@ -93,23 +94,38 @@ def all_logits(network: Network, images: Any) -> np.ndarray:
                            for start in range(0, len(images), BATCH_SIZE)])
 
 
-def measure_data(network: Network, data: LetterData, name: str) -> Measurement:
-    """`measure` on images already decoded (`test_images`)."""
+def probabilities_of(network: Network, images: Any, tta: bool = False) -> np.ndarray:
+    """Class probabilities [N, C] of images [N, H, W]: one view, or test-time augmented
+    (`charrec.tta`: several views of the doubtful images)."""
+    if not tta:
+        return softmax(all_logits(network, images))
+    from charrec.tta import tta_probabilities
+
+    return tta_probabilities(lambda batch: all_logits(network, batch), np.asarray(images))
+
+
+def measure_data(network: Network, data: LetterData, name: str,
+                 tta: bool = False) -> Measurement:
+    """`measure` on images already decoded (`test_images`); `tta` averages the answers over
+    several views of the doubtful images (`charrec.tta`)."""
     labels = np.asarray(data.labels, dtype=np.int64)
-    predictions = all_logits(network, data.images).argmax(axis=1)
+    if tta:
+        predictions = probabilities_of(network, data.images, tta).argmax(axis=1)
+    else:
+        predictions = all_logits(network, data.images).argmax(axis=1)
     n_classes = len(network.classes)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(confusion, (labels, predictions), 1)
     n_correct = int((predictions == labels).sum())
     accuracy = n_correct / len(labels) if len(labels) else 0.0
     return Measurement(data, name, accuracy, n_correct, confusion, list(network.classes),
-                       predictions)
+                       predictions, tta)
 
 
 def predicted_images(network: Network, result: Measurement) -> list[PredictedImage]:
     """Each tested image with the model's answer, its probability and the true letter (for a
     contact sheet of the results)."""
-    probabilities = softmax(all_logits(network, result.data.images))
+    probabilities = probabilities_of(network, result.data.images, result.tta)
     best, indices = probabilities.max(axis=1), probabilities.argmax(axis=1)
     return [PredictedImage(path, result.classes[int(index)], float(probability),
                            result.classes[int(label)])

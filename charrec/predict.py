@@ -102,10 +102,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def predict_images(network: Network, inputs: Sequence[ImageInput], top_k: int = 1,
-                   on_image: Callable[[int, int], None] | None = None
+                   on_image: Callable[[int, int], None] | None = None, tta: bool = False
                    ) -> tuple[list[Prediction], list[str]]:
     """Predict each image (a file path or a PIL image) -> (predictions in order, error
-    messages of unreadable files). Images are decoded one by one and run in batches."""
+    messages of unreadable files). Images are decoded one by one and run in batches; `tta`
+    averages the answers over several views of the doubtful ones (`charrec.tta`)."""
     predictions: list[Prediction] = []
     failures: list[str] = []
     for start in range(0, len(inputs), BATCH_SIZE):
@@ -122,7 +123,13 @@ def predict_images(network: Network, inputs: Sequence[ImageInput], top_k: int = 
         if not grays:
             continue
         images = normalise(np.stack(grays))
-        probabilities = softmax(network.logits(images[:, np.newaxis]))
+        if tta:
+            from charrec.tta import tta_probabilities
+
+            probabilities = tta_probabilities(
+                lambda batch: network.logits(batch[:, np.newaxis]), images)
+        else:
+            probabilities = softmax(network.logits(images[:, np.newaxis]))
         for name, gray, words, image, row in zip(names, grays, several, images, probabilities,
                                                  strict=True):
             ranked, best = _ranked(row, network.classes, top_k)

@@ -52,11 +52,11 @@ class Reader:
         return self.run(images)
 
     def predict_images(self, images: Sequence[ImageInput], top_k: int = 1,
-                       on_image: Callable[[int, int], None] | None = None
+                       on_image: Callable[[int, int], None] | None = None, tta: bool = False
                        ) -> tuple[list[Prediction], list[str]]:
         """Each image (path or PIL image) -> (predictions in order, messages of unreadable
         ones); see `charrec.predict.predict_images`."""
-        return predict_images(self, images, top_k, on_image)
+        return predict_images(self, images, top_k, on_image, tta)
 
     def describe(self) -> str:
         """One line: which model answered and on which backend."""

@@ -378,7 +378,7 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
                 group["lr"] = learning_rate(config, epoch)
             train_loss, train_accuracy = train_epoch(
                 model, optimizer, config.loss, images, labels, config.batch_size, generators,
-                augment)
+                augment, config.label_smoothing)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}: the loss became {train_loss} "
@@ -414,10 +414,10 @@ def _generators(config: TrainConfig, device: torch.device) -> list[torch.Generat
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                generators: list[torch.Generator], augment: Augment | None
-                ) -> tuple[float, float]:
+                generators: list[torch.Generator], augment: Augment | None,
+                label_smoothing: float = 0.0) -> tuple[float, float]:
     """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
-    `loss` names the loss ("ce", "mse"). Batches are augmented one ahead, in a helper thread
+    `loss` names the loss ("ce", "mse"), `label_smoothing` softens its targets. Batches are augmented one ahead, in a helper thread
     (`charrec.data.batches`: the same batches as augmenting each in turn)."""
     shuffle_generator, augment_generator = generators
     model.train()
@@ -432,7 +432,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
             # (`charrec.nn.fused`) computes the new ones there, and so reuses the memory (still
             # in cache from the optimizer step) instead of holding two sets at once
             optimizer.zero_grad(set_to_none=True)
-            logits, batch_loss = logits_and_loss(model, batch_images, batch_labels, loss)
+            logits, batch_loss = logits_and_loss(model, batch_images, batch_labels, loss,
+                                                 label_smoothing)
             batch_loss.backward()
             optimizer.step()
             losses.append(batch_loss.detach())

@@ -26,6 +26,7 @@ from charrec.report import console, percent
 
 ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint (.pth) or ONNX model (.onnx) to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
 BackendOption = Annotated[str, typer.Option(metavar="auto|onnx|torch", help="What runs the model: onnx (ONNX Runtime, no torch: for .onnx files and the bundled model), torch (for .pth checkpoints), or auto (onnx where the model has an ONNX form).")]
+TtaOption = Annotated[bool, typer.Option("--tta", help="Test-time augmentation: average the answers over 5 views (scaled, rotated) of each image the model is not sure of; slower, a little more accurate (docs/models.md).")]
 SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
 
@@ -71,6 +72,7 @@ def test_command(
     backend: BackendOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
+    tta: TtaOption = False,
     debug: Debug = False,
 ) -> None:
     """Measure a saved model's accuracy on a dataset split."""
@@ -85,7 +87,7 @@ def test_command(
     with step(f"Reading images from {directory}", quiet=json_output):
         data, name = test_images(config, data_dir, split, strict)
     with step(f"Testing {len(data)} images", quiet=json_output):
-        result = measure_data(reader, data, name)
+        result = measure_data(reader, data, name, tta)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
     stem = "bundled" if choice.bundled else choice.path.stem
     folder = Path(".") if choice.bundled else choice.path.parent
@@ -161,6 +163,7 @@ def predict_command(
     backend: BackendOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any image cannot be read (by default such images get a warning and the rest are answered).")] = False,
+    tta: TtaOption = False,
     debug: Debug = False,
 ) -> None:
     """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
@@ -177,7 +180,7 @@ def predict_command(
     paths = _expand_image_paths(given)
     with progress_task(f"reading {len(paths)} images", quiet=True,
                        show=len(paths) > 100) as update:
-        results, failures = reader.predict_images(paths, top_k, on_image=update)
+        results, failures = reader.predict_images(paths, top_k, on_image=update, tta=tta)
     label = reader.describe()
     if results:
         say_which_model(label, choice, reader.info)

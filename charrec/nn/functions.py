@@ -11,6 +11,7 @@ The model and the loss are built only from these; torch's built-in layers (`nn.L
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -106,25 +107,38 @@ class SoftmaxCrossEntropyFunction(Function):
 
     Backward:  dL/dz = (softmax(z) - onehot(t)) / B * g   (g is a scalar); no gradient for t.
     Finite for logits of any magnitude: the row max is subtracted before exp.
+
+    With label smoothing e > 0 the target is the distribution q = (1 - e) onehot(t) + e / C:
+
+        L = -1/B * sum_i sum_j q_ij log softmax(z_i)_j
+          = 1/B * sum_i [(1 - e) (-log softmax(z_i)[t_i]) + e * mean_j (-log softmax(z_i)_j)]
+        dL/dz = (softmax(z) - q) / B * g
     """
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor):
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, smoothing: float = 0.0):
         shifted = logits - logits.amax(dim=1, keepdim=True)  # row max 0: exp never overflows
         exp_shifted = shifted.exp()
         sum_exp = exp_shifted.sum(dim=1, keepdim=True)
         rows = targets.view(-1, 1)
         # -log softmax(z)[t] = log(sum_j exp(z_j - max)) - (z_t - max)   (log-sum-exp)
-        loss = (sum_exp.log() - shifted.gather(1, rows)).mean()
-        # softmax(z) - onehot(t), in place: all that backward needs
-        error = exp_shifted.div_(sum_exp).scatter_add_(1, rows, sum_exp.new_full(rows.shape, -1.0))
+        log_sum = sum_exp.log()
+        loss = (log_sum - shifted.gather(1, rows)).mean()
+        if smoothing:
+            uniform = (log_sum - shifted.mean(dim=1, keepdim=True)).mean()
+            loss = (1 - smoothing) * loss + smoothing * uniform
+        # softmax(z) - q, in place: all that backward needs
+        error = exp_shifted.div_(sum_exp).scatter_add_(
+            1, rows, sum_exp.new_full(rows.shape, smoothing - 1.0))
+        if smoothing:
+            error.sub_(smoothing / logits.shape[1])
         ctx.save_for_backward(error)
         return loss
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         (error,) = ctx.saved_tensors
-        return error * (g / error.shape[0]), None
+        return error * (g / error.shape[0]), None, None
 
 
 class SoftmaxMSEFunction(Function):
@@ -170,8 +184,9 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
     return x if function is None else function.apply(x)
 
 
-def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return SoftmaxCrossEntropyFunction.apply(logits, targets)
+def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                          smoothing: float = 0.0) -> torch.Tensor:
+    return SoftmaxCrossEntropyFunction.apply(logits, targets, smoothing)
 
 
 def softmax_mse(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -186,6 +201,10 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
 LOSSES = {"ce": softmax_cross_entropy, "mse": softmax_mse}
 
 
-def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss a config names: "ce" (softmax cross-entropy) or "mse" (softmax squared error)."""
+def loss_function(name: str, label_smoothing: float = 0.0
+                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss a config names: "ce" (softmax cross-entropy, optionally label-smoothed) or
+    "mse" (softmax squared error)."""
+    if name == "ce" and label_smoothing:
+        return functools.partial(softmax_cross_entropy, smoothing=label_smoothing)
     return LOSSES[name]

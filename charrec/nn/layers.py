@@ -1,6 +1,6 @@
 """Layers: `nn.Module`s that hold weights and call our autograd Functions.
 
-`Linear` and `Conv2d` (weights), `Activation`, `MaxPool2d` and `Flatten` (none). Initialisation
+`Linear`, `Conv2d` and `BatchNorm2d` (weights), `Activation`, `MaxPool2d` and `Flatten` (none). Initialisation
 is one table (`init_std`) for both weight layers. The maths lives in `charrec.nn.functions` and
 `charrec.nn.conv`; whole networks are assembled in `charrec.nn.model`.
 """
@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from charrec.nn import functions
+from charrec.nn.batchnorm import BN_EPS, BN_MOMENTUM, batch_norm2d
 from charrec.nn.conv import POOL_SIZE, conv2d, flatten, max_pool2d
 
-__all__ = ["POOL_SIZE", "Activation", "Conv2d", "Flatten", "Linear", "MaxPool2d", "init_std",
-           "initialisation_for"]
+__all__ = ["POOL_SIZE", "Activation", "BatchNorm2d", "Conv2d", "Flatten", "Linear", "MaxPool2d",
+           "init_std", "initialisation_for"]
 
 INITS = ("kaiming", "xavier", "normal")
 
@@ -126,3 +127,31 @@ class MaxPool2d(nn.Module):
 class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return flatten(x)
+
+
+class BatchNorm2d(nn.Module):
+    """Per-channel batch normalisation (`charrec.nn.batchnorm`): gamma 1, beta 0 at the start;
+    running mean and variance (buffers, saved in the state dict) updated in training as torch's
+    BatchNorm2d does (unbiased batch variance, momentum BN_MOMENTUM) and used in eval mode."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return batch_norm2d(x, self.weight, self.bias, self.running_mean,
+                                self.running_var, BN_EPS)[0]
+        y, mean, var = batch_norm2d(x, self.weight, self.bias, None, None, BN_EPS)
+        count = x.numel() // x.shape[1]
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, BN_MOMENTUM)
+            self.running_var.lerp_(var * (count / max(count - 1, 1)), BN_MOMENTUM)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}"

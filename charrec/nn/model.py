@@ -17,6 +17,7 @@ from charrec.nn.fused import mlp, mlp_cross_entropy
 from charrec.nn.layers import (
     POOL_SIZE,
     Activation,
+    BatchNorm2d,
     Conv2d,
     Flatten,
     Linear,
@@ -77,14 +78,16 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """[Conv2d -> act -> MaxPool2d 2x2/2] per entry of `conv` (kh, kw, out_channels), then
     Flatten and one Linear to `n_classes` logits. (Computed as Conv2d -> MaxPool2d -> act,
-    which is the same function: the activations are non-decreasing.)
+    which is the same function: the activations are non-decreasing.) With `batch_norm`, each
+    layer is Conv2d -> MaxPool2d -> BatchNorm2d -> act (normalising after the pooling costs a
+    quarter as much as before it), and the convolutions have no bias (beta takes its place).
 
     Input: images [B, H, W] (grayscale, one channel added) or [B, C, H, W] with C = in_channels.
     """
 
     def __init__(self, image_size: tuple[int, int], n_classes: int,
                  conv: tuple[tuple[int, int, int], ...], in_channels: int = 1, act: str = "relu",
-                 init: str = "auto", bias: bool = True) -> None:
+                 init: str = "auto", bias: bool = True, batch_norm: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
         weight_init = initialisation_for(act, init)
@@ -93,13 +96,17 @@ class CNN(nn.Module):
         for kernel_h, kernel_w, out_channels in conv:
             # pool before the activation: every activation here is non-decreasing, so
             # max(f(x)) = f(max(x)) and the gradients agree too, with f on 4x fewer values
-            layers += [Conv2d(channels, out_channels, (kernel_h, kernel_w), weight_init, bias),
-                       MaxPool2d(POOL_SIZE), Activation(act)]
+            layers += [Conv2d(channels, out_channels, (kernel_h, kernel_w), weight_init,
+                              bias and not batch_norm), MaxPool2d(POOL_SIZE)]
+            if batch_norm:
+                layers.append(BatchNorm2d(out_channels))
+            layers.append(Activation(act))
             channels, height, width = out_channels, height // POOL_SIZE, width // POOL_SIZE
             if height == 0 or width == 0:
                 raise ConfigError(
                     f"{len(conv)} conv layers each halve the image ({image_size[0]}x"
-                    f"{image_size[1]}), leaving nothing after layer {len(layers) // 3}; use "
+                    f"{image_size[1]}), leaving nothing after layer "
+                    f"{sum(isinstance(layer, Conv2d) for layer in layers)}; use "
                     f"fewer --conv layers or a larger --norm-size")
         layers += [Flatten(), Linear(channels * height * width, n_classes,
                                      init="normal" if init == "normal" else "xavier", bias=bias)]
@@ -122,19 +129,19 @@ def build_model(config: TrainConfig, n_classes: int) -> nn.Module:
                    config.init, config.bias)
     if config.arch == "cnn":
         return CNN(config.norm_size, n_classes, config.conv, config.channels, config.act,
-                   config.init, config.bias)
+                   config.init, config.bias, config.batch_norm)
     raise ValueError(f"unknown architecture {config.arch!r}")
 
 
 def logits_and_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
-                    loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+                    loss: str, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, loss) of `model` on a batch, for training: the loss a config names ("ce",
-    "mse"). An MLP with cross-entropy runs as one fused Function (the same maths, less
+    "mse"). An MLP with plain cross-entropy runs as one fused Function (the same maths, less
     per-call overhead); its logits carry no gradient, only the loss does."""
-    if isinstance(model, MLP) and loss == "ce":
+    if isinstance(model, MLP) and loss == "ce" and not label_smoothing:
         return model.logits_and_cross_entropy(images, targets)
     logits = model(images)
-    return logits, loss_function(loss)(logits, targets)
+    return logits, loss_function(loss, label_smoothing)(logits, targets)
 
 
 @torch.no_grad()
