@@ -417,8 +417,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 generators: list[torch.Generator], augment: Augment | None,
                 label_smoothing: float = 0.0) -> tuple[float, float]:
     """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
-    `loss` names the loss ("ce", "mse"), `label_smoothing` softens its targets. Batches are augmented one ahead, in a helper thread
-    (`charrec.data.batches`: the same batches as augmenting each in turn)."""
+    `loss` names the loss ("ce", "mse"), `label_smoothing` softens its targets. Batches are
+    augmented one ahead, in a helper thread (`charrec.data.batches`: the same batches as
+    augmenting each in turn)."""
     shuffle_generator, augment_generator = generators
     model.train()
     order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)

@@ -1,8 +1,9 @@
 """Layers: `nn.Module`s that hold weights and call our autograd Functions.
 
-`Linear`, `Conv2d` and `BatchNorm2d` (weights), `Activation`, `MaxPool2d` and `Flatten` (none). Initialisation
-is one table (`init_std`) for both weight layers. The maths lives in `charrec.nn.functions` and
-`charrec.nn.conv`; whole networks are assembled in `charrec.nn.model`.
+`Linear`, `Conv2d` and `BatchNorm2d` (weights), `Activation`, `MaxPool2d` and `Flatten` (none).
+Initialisation is one table (`init_std`) for both weight layers. The maths lives in
+`charrec.nn.functions`, `charrec.nn.conv` and `charrec.nn.batchnorm`; whole networks are
+assembled in `charrec.nn.model`.
 """
 
 from __future__ import annotations

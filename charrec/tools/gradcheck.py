@@ -18,6 +18,7 @@ benchmark.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from charrec.config import make_config
-from charrec.nn import conv, functions, fused, layers
+from charrec.nn import batchnorm, conv, functions, fused, layers
 from charrec.nn.layers import Activation, Linear
 from charrec.nn.model import CNN, build_model
 
@@ -169,6 +170,11 @@ def _builtin_layer(layer: nn.Module) -> nn.Module:
         return nn.Flatten()
     elif isinstance(layer, Activation):
         return BUILTIN_ACTIVATIONS[layer.name]()
+    elif isinstance(layer, layers.BatchNorm2d):
+        twin = nn.BatchNorm2d(layer.channels, eps=batchnorm.BN_EPS,
+                              momentum=batchnorm.BN_MOMENTUM)
+        twin.load_state_dict(layer.state_dict())
+        return twin.to(layer.weight.dtype)
     else:
         raise TypeError(f"no built-in equivalent for {type(layer).__name__}")
     with torch.no_grad():
@@ -205,6 +211,10 @@ def _away_from_zero(tensor: torch.Tensor, margin: float = 0.05) -> torch.Tensor:
     return tensor
 
 
+_RUNNING_MEAN = torch.tensor([0.5, -1.0], dtype=torch.float64)
+_RUNNING_VAR = torch.tensor([2.0, 0.25], dtype=torch.float64)
+
+
 def _op_checks() -> list[Check]:
     checks = [
         Check("Linear", "F.linear", lambda: (
@@ -225,6 +235,10 @@ def _op_checks() -> list[Check]:
             (_random(5, 4, seed=7, scale=2.0),),
             lambda logits: functions.softmax_cross_entropy(logits, targets),
             lambda logits: F.cross_entropy(logits, targets))),
+        Check("softmax cross-entropy, smoothing 0.1", "F.cross_entropy(label_smoothing)",
+              lambda: ((_random(5, 4, seed=17, scale=2.0),),
+                       lambda logits: functions.softmax_cross_entropy(logits, targets, 0.1),
+                       lambda logits: F.cross_entropy(logits, targets, label_smoothing=0.1))),
         Check("softmax MSE", "torch.softmax, squared error", lambda: (
             (_random(5, 4, seed=9, scale=2.0),),
             lambda logits: functions.softmax_mse(logits, targets),
@@ -237,6 +251,17 @@ def _op_checks() -> list[Check]:
             conv.conv2d, lambda x, w: F.conv2d(x, w, padding="same"))),
         Check("MaxPool2d 2×2/2", "F.max_pool2d", lambda: (
             (_random(2, 3, 6, 7, seed=15),), conv.max_pool2d, lambda x: F.max_pool2d(x, 2))),
+        Check("BatchNorm2d (batch statistics)", "F.batch_norm(training=True)", lambda: (
+            (_random(3, 2, 3, 4, seed=18, scale=2.0), _random(2, seed=19), _random(2, seed=26)),
+            lambda x, gamma, beta: batchnorm.batch_norm2d(x, gamma, beta)[0],
+            lambda x, gamma, beta: F.batch_norm(x, None, None, gamma, beta, training=True,
+                                                eps=batchnorm.BN_EPS))),
+        Check("BatchNorm2d (running statistics)", "F.batch_norm(training=False)", lambda: (
+            (_random(3, 2, 3, 4, seed=27), _random(2, seed=28), _random(2, seed=29)),
+            lambda x, gamma, beta: batchnorm.batch_norm2d(x, gamma, beta, _RUNNING_MEAN,
+                                                          _RUNNING_VAR)[0],
+            lambda x, gamma, beta: F.batch_norm(x, _RUNNING_MEAN, _RUNNING_VAR, gamma, beta,
+                                                training=False, eps=batchnorm.BN_EPS))),
         Check("Flatten", "torch.flatten", lambda: (
             (_random(2, 3, 2, 2, seed=16),), conv.flatten, lambda x: torch.flatten(x, 1))),
     ]
@@ -264,6 +289,9 @@ MODEL_SPECS: tuple[tuple[str, dict[str, Any]], ...] = (
       for act, loss in (("relu", "ce"), ("relu", "mse"), ("tanh", "ce"))),
     ("CNN 5×5 no bias + ce", {"arch": "cnn", "act": "relu", "loss": "ce", "conv": "5x5x2",
                               "norm_size": "6,6", "bias": False}),
+    ("CNN batch norm + smoothed ce", {"arch": "cnn", "act": "relu", "loss": "ce",
+                                      "conv": "3x3x2,3x3x2", "norm_size": "8,8",
+                                      "batch_norm": True, "label_smoothing": 0.1}),
 )
 
 
@@ -284,7 +312,11 @@ def model_check(name: str, options: dict[str, Any], seed: int = 0) -> Check:
         targets = _targets(2, MODEL_CLASSES, seed=seed + 101)
         parameters = tuple(parameter.detach().clone().requires_grad_()
                            for parameter in model.parameters())
-        ours_loss, torch_loss = functions.loss_function(config.loss), REFERENCE_LOSSES[config.loss]
+        ours_loss = functions.loss_function(config.loss, config.label_smoothing)
+        torch_loss = REFERENCE_LOSSES[config.loss]
+        if config.label_smoothing:
+            torch_loss = functools.partial(F.cross_entropy,
+                                           label_smoothing=config.label_smoothing)
 
         def ours(images: torch.Tensor, *parameters: torch.Tensor) -> torch.Tensor:
             logits = functional_call(model, dict(zip(names, parameters, strict=True)), (images,))
@@ -298,6 +330,8 @@ def model_check(name: str, options: dict[str, Any], seed: int = 0) -> Check:
         return (images, *parameters), ours, theirs
 
     modules = "nn.Conv2d, nn.MaxPool2d, nn.Linear" if options["arch"] == "cnn" else "nn.Linear"
+    if options.get("batch_norm"):
+        modules = modules.replace("nn.MaxPool2d", "nn.MaxPool2d, nn.BatchNorm2d")
     loss = "F.cross_entropy" if options["loss"] == "ce" else "torch softmax MSE"
     return Check(name, f"{modules}, {loss}", make)
 

@@ -1,0 +1,101 @@
+"""BatchNorm2d (our Function and layer) against finite differences and torch's built-ins; label
+smoothing in the cross-entropy Function; a CNN with batch norm trains, saves and reloads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd import gradcheck
+
+from charrec.checkpoint import load_model
+from charrec.config import make_config
+from charrec.nn.batchnorm import BN_EPS, batch_norm2d
+from charrec.nn.functions import loss_function, softmax_cross_entropy
+from charrec.nn.gradcheck import builtin_equivalent
+from charrec.nn.layers import BatchNorm2d
+from charrec.nn.model import build_model
+from tests.helpers import assert_one_line_error, invoke
+
+
+def _random(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator, dtype=torch.float64) * scale
+            ).requires_grad_()
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_batch_norm_gradcheck_and_matches_torch(running: bool) -> None:
+    x, gamma, beta = _random(4, 3, 5, 2, seed=1, scale=3.0), _random(3, seed=2), \
+        _random(3, seed=3)
+    mean = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64) if running else None
+    var = torch.tensor([2.0, 0.3, 1.0], dtype=torch.float64) if running else None
+    assert gradcheck(lambda *inputs: batch_norm2d(*inputs, mean, var)[0], (x, gamma, beta))
+    ours = batch_norm2d(x, gamma, beta, mean, var)[0]
+    theirs = F.batch_norm(x, mean, var, gamma, beta, training=not running, eps=BN_EPS)
+    torch.testing.assert_close(ours, theirs)
+    weights = _random(*ours.shape, seed=4).detach()
+    ours_grads = torch.autograd.grad((ours * weights).sum(), (x, gamma, beta))
+    their_grads = torch.autograd.grad((theirs * weights).sum(), (x, gamma, beta))
+    for our_grad, their_grad in zip(ours_grads, their_grads, strict=True):
+        torch.testing.assert_close(our_grad, their_grad)
+
+
+def test_batch_norm_layer_running_statistics_match_torch() -> None:
+    torch.manual_seed(0)
+    ours, theirs = BatchNorm2d(3).double(), torch.nn.BatchNorm2d(3, eps=BN_EPS).double()
+    for step in range(4):
+        x = torch.randn(6, 3, 4, 4, dtype=torch.float64) * (step + 1) + step
+        torch.testing.assert_close(ours(x), theirs(x))
+    torch.testing.assert_close(ours.running_mean, theirs.running_mean)
+    torch.testing.assert_close(ours.running_var, theirs.running_var)
+    ours.eval(), theirs.eval()
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_cnn_with_batch_norm_equals_its_torch_twin_in_both_modes() -> None:
+    config = make_config({"arch": "cnn", "conv": "3x3x4,3x3x6", "norm_size": "8,8",
+                          "batch_norm": True})
+    torch.manual_seed(1)
+    model = build_model(config, 26).double()
+    assert all(layer.bias is None for layer in model.layers if hasattr(layer, "kernel_size"))
+    twin = builtin_equivalent(model).double()
+    images = torch.randn(5, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(model(images), twin(images))  # training: batch statistics
+    model.eval(), twin.eval()
+    torch.testing.assert_close(model(images), twin(images))  # running statistics
+
+
+def test_label_smoothing_matches_torch_and_zero_is_plain_cross_entropy() -> None:
+    logits = _random(6, 26, seed=5, scale=3.0)
+    targets = torch.randint(0, 26, (6,), generator=torch.Generator().manual_seed(6))
+    assert gradcheck(lambda z: softmax_cross_entropy(z, targets, 0.2), (logits,))
+    for smoothing in (0.0, 0.1, 0.3):
+        ours = loss_function("ce", smoothing)(logits, targets)
+        theirs = F.cross_entropy(logits, targets, label_smoothing=smoothing)
+        torch.testing.assert_close(ours, theirs)
+        torch.testing.assert_close(torch.autograd.grad(ours, logits)[0],
+                                   torch.autograd.grad(theirs, logits)[0])
+
+
+def test_train_with_batch_norm_and_smoothing_saves_a_model_that_reloads(
+        course_dataset, tmp_path) -> None:
+    config_file = tmp_path / "bn.yaml"
+    config_file.write_text("arch: cnn\nconv: 3x3x4,3x3x8\nbatch_norm: true\n"
+                           "label_smoothing: 0.1\n")
+    out = tmp_path / "bn.pth"
+    result = invoke("train", "--config", config_file, "--data-dir", course_dataset,
+                    "--epochs", "1", "--batch-size", "16", "--out", out)
+    assert result.exit_code == 0, result.output
+    model, config, checkpoint = load_model(out)
+    assert config.batch_norm and config.label_smoothing == 0.1
+    assert "layers.2.running_mean" in checkpoint["state_dict"]
+    assert any(isinstance(layer, BatchNorm2d) for layer in model.layers)
+
+
+def test_label_smoothing_out_of_range_is_one_clear_line(tmp_path) -> None:
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text("label_smoothing: 0.9\n")
+    assert_one_line_error(invoke("train", "--config", config_file, "--dry-run"),
+                          "label-smoothing", "at most 0.5")
