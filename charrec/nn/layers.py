@@ -145,6 +145,10 @@ class BatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
+            if not torch.is_grad_enabled():  # reading letters: the same affine map, in one op
+                scale = self.weight * torch.rsqrt(self.running_var + BN_EPS)
+                shift = self.bias - self.running_mean * scale
+                return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
             return batch_norm2d(x, self.weight, self.bias, self.running_mean,
                                 self.running_var, BN_EPS)[0]
         y, mean, var = batch_norm2d(x, self.weight, self.bias, None, None, BN_EPS)
