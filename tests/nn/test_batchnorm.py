@@ -12,9 +12,9 @@ from charrec.checkpoint import load_model
 from charrec.config import make_config
 from charrec.nn.batchnorm import BN_EPS, batch_norm2d
 from charrec.nn.functions import loss_function, softmax_cross_entropy
-from charrec.nn.gradcheck import builtin_equivalent
 from charrec.nn.layers import BatchNorm2d
 from charrec.nn.model import build_model
+from charrec.tools.gradcheck import builtin_equivalent
 from tests.helpers import assert_one_line_error, invoke
 
 
