@@ -56,6 +56,7 @@ STROKE_FACE = -1
 HANDWRITING_PROBABILITY = 0.5
 HAND_PEN_PROBABILITY = 0.6  # of those: drawn with handwriting.pen_glyph, else a handwriting font
 HAND_UPPERCASE_PROBABILITY = 0.8
+SMALL_HAND_PROBABILITY = 0.3  # of handwritten letters: a wide margin of paper around the letter
 PEN_FACE = -2
 CHUNK_SIZE = 250
 WORKER_START_TIMEOUT = 60.0  # seconds; a worker that never starts is not waited for longer
@@ -467,6 +468,9 @@ def _sampling_grid(rng: np.random.Generator, box: tuple[float, float, float, flo
     glyph_width, glyph_height = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     extent = max(glyph_width, glyph_height)
     low, high = (0.1, 0.45) if loose else (0.1, 0.5) if by_hand else (-0.04, 0.12)
+    if by_hand and rng.random() < SMALL_HAND_PROBABILITY:
+        # a letter written small in a loose crop of the paper (down to a third of the frame)
+        low, high = 0.5, 1.0
     # Scalars as plain floats from here on (the same arithmetic, without numpy's per-scalar
     # overhead); the grid itself stays an array.
     margins = (rng.uniform(low, high, 2) * 2 * extent).tolist()
