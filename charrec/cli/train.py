@@ -28,6 +28,8 @@ def train_command(
     arch: Annotated[str | None, typer.Option(help="Network: mlp or cnn (see --conv). [default: mlp]", show_default=False)] = None,
     conv: Annotated[str | None, typer.Option(help="CNN layers KHxKWxOUT, e.g. 5x5x20,3x3x30: each a 'same' conv, the activation and a 2x2/2 max-pool; then one Linear. [default: 3x3x16,3x3x32,3x3x64,3x3x128]", show_default=False)] = None,
     bias: Annotated[bool | None, typer.Option("--bias/--no-bias", help="Bias in Linear and Conv2d layers. [default: on]", show_default=False)] = None,
+    batch_norm: Annotated[bool | None, typer.Option("--batch-norm/--no-batch-norm", help="CNN: batch normalisation after each conv layer's pooling (the bundled model's recipe). [default: off]", show_default=False)] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Cross-entropy against (1-e)*one-hot + e/26 instead of one-hot, 0 <= e <= 0.5. [default: 0]", show_default=False)] = None,
     optim: Annotated[str | None, typer.Option(help="Optimizer: sgd, adagrad, rmsprop, adam, adadelta, adamw (Adam with decoupled weight decay). [default: adam]", show_default=False)] = None,
     lr_schedule: Annotated[str | None, typer.Option(help="Learning rate over the epochs: cosine (from --lr down towards 0 at the last epoch) or constant. [default: cosine]", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 0.002]", show_default=False)] = None,
@@ -59,6 +61,7 @@ def train_command(
         "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
         "val_interval": val_interval, "seed": seed, "device": device, "augment": augment,
         "out": out, "loss": loss, "arch": arch, "conv": conv, "bias": bias,
+        "batch_norm": batch_norm, "label_smoothing": label_smoothing,
     }
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)

@@ -101,3 +101,11 @@ def test_label_smoothing_out_of_range_is_one_clear_line(tmp_path) -> None:
     config_file.write_text("label_smoothing: 0.9\n")
     assert_one_line_error(invoke("train", "--config", config_file, "--dry-run"),
                           "label-smoothing", "at most 0.5")
+
+
+def test_train_flags_batch_norm_and_label_smoothing(course_dataset, tmp_path) -> None:
+    result = invoke("train", "--data-dir", course_dataset, "--arch", "cnn", "--conv", "3x3x4",
+                    "--batch-norm", "--label-smoothing", "0.05", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert_one_line_error(invoke("train", "--label-smoothing", "-0.1", "--dry-run"),
+                          "label-smoothing", "at least 0")
