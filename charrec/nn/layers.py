@@ -146,9 +146,8 @@ class BatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             if not torch.is_grad_enabled():  # reading letters: the same affine map, in one op
-                scale = self.weight * torch.rsqrt(self.running_var + BN_EPS)
-                shift = self.bias - self.running_mean * scale
-                return torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
+                scale, shift = self._inference_affine()
+                return torch.addcmul(shift, x, scale)
             return batch_norm2d(x, self.weight, self.bias, self.running_mean,
                                 self.running_var, BN_EPS)[0]
         y, mean, var = batch_norm2d(x, self.weight, self.bias, None, None, BN_EPS)
@@ -157,6 +156,20 @@ class BatchNorm2d(nn.Module):
             self.running_mean.lerp_(mean, BN_MOMENTUM)
             self.running_var.lerp_(var * (count / max(count - 1, 1)), BN_MOMENTUM)
         return y
+
+    def _inference_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) [1, C, 1, 1] with y = x * scale + shift in eval mode, remade only when
+        a parameter or statistic changed (each tensor's version counter counts its in-place
+        changes: optimizer steps, `load_state_dict`, running-average updates)."""
+        tensors = (self.weight, self.bias, self.running_mean, self.running_var)
+        key = tuple((id(tensor), tensor._version) for tensor in tensors)
+        if getattr(self, "_affine_key", None) != key:
+            with torch.no_grad():
+                scale = self.weight * torch.rsqrt(self.running_var + BN_EPS)
+                shift = self.bias - self.running_mean * scale
+            self._affine = (scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1))
+            self._affine_key = key
+        return self._affine
 
     def extra_repr(self) -> str:
         return f"{self.channels}"

@@ -52,7 +52,12 @@ def test_batch_norm_layer_running_statistics_match_torch() -> None:
     ours.eval(), theirs.eval()
     x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
     torch.testing.assert_close(ours(x), theirs(x))
-    with torch.no_grad():  # the one-op path for reading letters
+    with torch.no_grad():  # the one-op path for reading letters, its affine map cached
+        torch.testing.assert_close(ours(x), theirs(x))
+        ours.running_mean.add_(1.0), theirs.running_mean.add_(1.0)  # a change is seen
+        torch.testing.assert_close(ours(x), theirs(x))
+        ours.load_state_dict(BatchNorm2d(3).double().state_dict())
+        theirs.load_state_dict(torch.nn.BatchNorm2d(3).double().state_dict())
         torch.testing.assert_close(ours(x), theirs(x))
 
 
