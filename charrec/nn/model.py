@@ -12,6 +12,7 @@ from torch import nn
 
 from charrec.config import TrainConfig
 from charrec.errors import ConfigError
+from charrec.nn.conv import conv2d
 from charrec.nn.functions import loss_function
 from charrec.nn.fused import mlp, mlp_cross_entropy
 from charrec.nn.layers import (
@@ -89,7 +90,7 @@ class CNN(nn.Module):
                  conv: tuple[tuple[int, int, int], ...], in_channels: int = 1, act: str = "relu",
                  init: str = "auto", bias: bool = True, batch_norm: bool = False) -> None:
         super().__init__()
-        self.in_channels = in_channels
+        self.in_channels, self.batch_norm = in_channels, batch_norm
         weight_init = initialisation_for(act, init)
         layers: list[nn.Module] = []
         channels, (height, width) = in_channels, image_size
@@ -119,7 +120,53 @@ class CNN(nn.Module):
             raise ConfigError(f"this network takes {self.in_channels}-channel images, got "
                               f"{images.shape[1]} channel(s); charrec's preprocessing gives "
                               f"grayscale (1 channel)")
+        if self.batch_norm and not self.training and not torch.is_grad_enabled():
+            for layer in self._folded_layers():
+                images = layer(images)
+            return images
         return self.layers(images)
+
+    def _folded_layers(self) -> list[nn.Module]:
+        """The layers for reading letters (eval mode, no gradient), with each batch norm folded
+        into the convolution before it where that is exact: in evaluation BatchNorm2d is
+        y = x * scale + shift per channel, and when every scale is positive it commutes with
+        the max-pool between them, so conv -> pool -> BN equals one conv with filters
+        W * scale and bias b * scale + shift, then the pool. The same outputs, at the cost of
+        the network without batch norm. Remade when any weight or statistic changes."""
+        tensors = [tensor for tensor in (*self.parameters(), *self.buffers())]
+        key = tuple((id(tensor), tensor._version) for tensor in tensors)
+        if getattr(self, "_folded_key", None) == key:
+            return self._folded
+        layers, folded = list(self.layers), []
+        index = 0
+        while index < len(layers):
+            group = layers[index:index + 3]
+            if (len(group) == 3 and isinstance(group[0], Conv2d)
+                    and isinstance(group[1], MaxPool2d) and isinstance(group[2], BatchNorm2d)):
+                scale, shift = group[2]._inference_affine()
+                if bool((scale > 0).all()):
+                    folded += [_FoldedConv(group[0], scale, shift), group[1]]
+                    index += 3
+                    continue
+            folded.append(layers[index])
+            index += 1
+        self._folded, self._folded_key = folded, key
+        return folded
+
+
+class _FoldedConv(nn.Module):
+    """A Conv2d with a following (positive-scale) batch norm folded in: filters W * scale,
+    bias b * scale + shift."""
+
+    def __init__(self, conv: Conv2d, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        super().__init__()
+        with torch.no_grad():
+            scale, shift = scale.flatten(), shift.flatten()
+            self.weight = conv.weight * scale.view(-1, 1, 1, 1)
+            self.bias = shift if conv.bias is None else conv.bias * scale + shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return conv2d(x, self.weight, self.bias)
 
 
 def build_model(config: TrainConfig, n_classes: int) -> nn.Module:

@@ -114,3 +114,24 @@ def test_train_flags_batch_norm_and_label_smoothing(course_dataset, tmp_path) ->
     assert result.exit_code == 0, result.output
     assert_one_line_error(invoke("train", "--label-smoothing", "-0.1", "--dry-run"),
                           "label-smoothing", "at least 0")
+
+
+def test_reading_folds_batch_norm_into_the_convolutions_with_the_same_outputs() -> None:
+    config = make_config({"arch": "cnn", "conv": "3x3x4,3x3x6", "norm_size": "8,8",
+                          "batch_norm": True})
+    torch.manual_seed(2)
+    model = build_model(config, 26).double()
+    images = torch.randn(7, 8, 8, dtype=torch.float64)
+    for _ in range(3):
+        model(images * 2 + 1)  # training steps: running statistics away from 0 and 1
+    model.eval()
+    with torch.no_grad():
+        norms = [layer for layer in model.layers if isinstance(layer, BatchNorm2d)]
+        norms[1].weight[0] = -0.5  # a negative scale: that layer cannot be folded
+        reference = model.layers(images.unsqueeze(1))  # layer by layer, batch norm as it is
+        folded = model(images)
+        assert sum(isinstance(layer, BatchNorm2d) for layer in model._folded_layers()) == 1
+        torch.testing.assert_close(folded, reference)
+        norms[1].weight[0] = 0.5  # all positive now: both fold, and the change is seen
+        torch.testing.assert_close(model(images), model.layers(images.unsqueeze(1)))
+        assert not any(isinstance(layer, BatchNorm2d) for layer in model._folded_layers())
