@@ -3,14 +3,16 @@
     python benchmarks/bundled_speed.py [--model charrec/models/bundled.pth]
                                        [--baseline main]   # a git revision's bundled model,
                                                            # or a checkpoint path
-                                       [--images ../shared/realdev/chars74k_val] [--rounds 7]
+                                       [--backend torch|onnx] [--rounds 7] [--tta]
+                                       [--images ../shared/realdev/chars74k_val]
 
 In one process, one thread, alternating the two models round by round (A B, then B A, ...):
-- `predict`: `charrec.predict.predict_images` on each of up to 200 images in turn (decoding,
-  preprocessing, the network and the answer's checks, one image at a time, as
-  `charrec predict` does after start-up);
+- `predict`: `Reader.predict_images` on about 260 image files (decoding, preprocessing, the
+  network and the answer's checks, as `charrec predict` does after start-up);
 - `test`: `charrec.measure.measure_data` on all images, decoded once beforehand (the network in
   batches, as `charrec test` does after reading the files);
+on the `--backend` both models are read with (with `onnx`, a checkpoint's `.onnx` beside it,
+as `benchmarks/bundled_model.py` writes);
 and optionally the same with `--tta`. Prints the median seconds per image of each and the
 ratio model / baseline (target: <= 1, "no slower per image").
 """
@@ -26,23 +28,24 @@ from pathlib import Path
 
 import torch
 
-from charrec.checkpoint import load_model
 from charrec.measure import measure_data, test_images
-from charrec.predict import predict_images
+from charrec.reader import load_reader
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "charrec" / "models" / "bundled.pth"
 
 
 def baseline_path(spec: str, folder: Path) -> Path:
-    """A checkpoint path as given, or the bundled model of git revision `spec`."""
+    """A checkpoint path as given, or the bundled model (and its ONNX form, if it has one) of
+    git revision `spec`."""
     if Path(spec).is_file():
         return Path(spec)
-    blob = subprocess.run(["git", "show", f"{spec}:charrec/models/bundled.pth"], cwd=REPO,
-                          capture_output=True, check=True).stdout
-    path = folder / "baseline.pth"
-    path.write_bytes(blob)
-    return path
+    for suffix in (".pth", ".onnx"):
+        blob = subprocess.run(["git", "show", f"{spec}:charrec/models/bundled{suffix}"],
+                              cwd=REPO, capture_output=True).stdout
+        if blob:
+            (folder / f"baseline{suffix}").write_bytes(blob)
+    return folder / "baseline.pth"
 
 
 def main() -> None:
@@ -53,30 +56,32 @@ def main() -> None:
                         default=REPO.parent / "shared" / "realdev" / "chars74k_val")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tta", action="store_true", help="also time both with --tta")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as temp:
-        models = {"model": load_model(args.model),
-                  "baseline": load_model(baseline_path(args.baseline, Path(temp)))}
-        data, name = test_images(models["model"][1], args.images, "test")
+        models = {"model": load_reader(args.model, args.backend),
+                  "baseline": load_reader(baseline_path(args.baseline, Path(temp)),
+                                          args.backend)}
+        data, name = test_images(models["model"].config, args.images, "test")
         paths = [Path(path) for path in data.paths[::max(1, len(data.paths) // 200)]]
         modes = [False, True] if args.tta else [False]
         times: dict[tuple[str, str, bool], list[float]] = {}
         for round_number in range(args.rounds):
             order = list(models) if round_number % 2 == 0 else list(reversed(models))
             for label in order:
-                network, config, checkpoint = models[label]
+                reader = models[label]
                 for tta in modes:
                     started = time.perf_counter()
-                    predict_images(network, config, checkpoint["classes"], paths, tta=tta)
+                    reader.predict_images(paths, tta=tta)
                     times.setdefault((label, "predict", tta), []).append(
                         (time.perf_counter() - started) / len(paths))
                     started = time.perf_counter()
-                    measure_data(network, data, name, checkpoint["classes"], tta)
+                    measure_data(reader, data, name, tta)
                     times.setdefault((label, "test", tta), []).append(
                         (time.perf_counter() - started) / len(data))
     print(f"{args.rounds} rounds, {len(paths)} images for predict, {len(data)} for test "
-          f"({name}); median ms per image")
+          f"({name}), backend {args.backend}; median ms per image")
     for command in ("predict", "test"):
         for tta in modes:
             model = statistics.median(times[("model", command, tta)]) * 1e3

@@ -6,6 +6,8 @@ as the standard ONNX operator that computes the same function:
     Linear      y = x W^T + b           Gemm(transB=1)
     Conv2d      'same', stride 1        Conv(pads = kernel // 2 on each side)
     MaxPool2d   k x k windows, stride k MaxPool(kernel k, stride k; a partial window is dropped)
+    BatchNorm2d (running statistics)    folded into the Conv before it where exact (as
+                                        `CNN.reading_layers`), else BatchNormalization
     Flatten     [B, C, H, W] -> [B, CHW] Flatten(axis=1)
     relu, sigmoid, tanh                 Relu, Sigmoid, Tanh ("none": nothing)
 
@@ -34,8 +36,9 @@ from charrec import __version__
 from charrec.config import TrainConfig
 from charrec.errors import ConfigError, ExportError
 from charrec.files import atomic_write
-from charrec.nn.layers import Activation, Conv2d, Flatten, Linear, MaxPool2d
-from charrec.nn.model import CNN, MLP, predict_logits
+from charrec.nn.batchnorm import BN_EPS
+from charrec.nn.layers import Activation, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d
+from charrec.nn.model import CNN, MLP, FoldedConv, predict_logits
 from charrec.onnx_model import INPUT_NAME, OUTPUT_NAME, PREPROCESSING
 
 DEFAULT_OPSET = 17
@@ -92,13 +95,16 @@ def build_onnx(network: nn.Module, config: TrainConfig, classes: list[str],
     elif not isinstance(network, CNN):
         raise ExportError(f"cannot export a {type(network).__name__}: charrec exports its MLP "
                           f"and CNN")
-    for layer in network.layers:
+    # batch norms folded into their convolutions where exact, as torch reads letters
+    layers = network.reading_layers() if getattr(network, "batch_norm", False) else \
+        list(network.layers)
+    for layer in layers:
         if isinstance(layer, Linear):
             inputs = [current, weight("weight", layer.weight)]
             if layer.bias is not None:
                 inputs.append(weight("bias", layer.bias))
             add("Gemm", inputs, transB=1)
-        elif isinstance(layer, Conv2d):
+        elif isinstance(layer, Conv2d | FoldedConv):
             kernel_h, kernel_w = layer.kernel_size
             inputs = [current, weight("filters", layer.weight)]
             if layer.bias is not None:
@@ -111,6 +117,11 @@ def build_onnx(network: nn.Module, config: TrainConfig, classes: list[str],
                 strides=[layer.size, layer.size])
         elif isinstance(layer, Flatten):
             add("Flatten", [current], axis=1)
+        elif isinstance(layer, BatchNorm2d):
+            add("BatchNormalization",
+                [current, weight("gamma", layer.weight), weight("beta", layer.bias),
+                 weight("mean", layer.running_mean), weight("var", layer.running_var)],
+                epsilon=BN_EPS)
         elif isinstance(layer, Activation):
             if layer.name in ACTIVATIONS:
                 add(ACTIVATIONS[layer.name], [current])

@@ -1,55 +1,60 @@
-"""Test-time augmentation (`charrec.tta`, `--tta` on test and predict): the views, the averaging
-of the doubtful images only, and the CLI options."""
+"""Test-time augmentation (`charrec.tta`, `--tta` on test and predict): the views (against
+torch's affine_grid/grid_sample), the averaging of the doubtful images only, and the CLI."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
+from charrec.predict import softmax
 from charrec.tta import VIEWS, tta_probabilities, view
 from tests.helpers import invoke
 
 
-class _Fixed(nn.Module):
+def _logits(images: np.ndarray) -> np.ndarray:
     """Logits from the image's mean brightness and its first row: views change both."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.stack([images.mean(dim=(1, 2)) * 5, images[:, 0].mean(dim=1) * 5,
-                            torch.zeros(len(images))], dim=1)
+    return np.stack([images.mean(axis=(1, 2)) * 5, images[:, 0].mean(axis=1) * 5,
+                     np.zeros(len(images))], axis=1)
 
 
-def test_identity_view_is_the_image_and_others_move_pixels() -> None:
-    images = torch.rand(3, 16, 16) * 2 - 1
+def _torch_view(images: np.ndarray, scale: float, degrees: float) -> np.ndarray:
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    batch = torch.from_numpy(images).unsqueeze(1)
+    theta = torch.tensor([[cos, sin, 0.0], [-sin, cos, 0.0]]).expand(len(images), 2, 3)
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False).squeeze(1).numpy()
+
+
+def test_views_equal_torchs_affine_resampling() -> None:
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 16, 12)).astype(np.float32)
     assert view(images, 1.0, 0.0) is images
     for scale, degrees in VIEWS[1:]:
         moved = view(images, scale, degrees)
-        assert moved.shape == images.shape and not torch.equal(moved, images)
-    # a 360-degree turn at scale 1 samples the same pixel centres
-    torch.testing.assert_close(view(images, 1.0, 360.0), images, atol=1e-5, rtol=0)
+        assert moved.shape == images.shape and not np.array_equal(moved, images)
+        np.testing.assert_allclose(moved, _torch_view(images, scale, degrees), atol=1e-5)
 
 
 def test_only_doubtful_images_are_averaged() -> None:
-    model = _Fixed()
-    images = torch.rand(8, 12, 12) * 2 - 1
-    plain = torch.softmax(model(images), dim=1)
-    torch.testing.assert_close(tta_probabilities(model, images, unsure_below=0.0), plain)
-    every = tta_probabilities(model, images, unsure_below=1.01)
-    expected = sum(torch.softmax(model(view(images, s, d)), dim=1) for s, d in VIEWS) / len(VIEWS)
-    torch.testing.assert_close(every, expected)
-    tops = plain.max(dim=1).values.sort().values
+    images = np.random.default_rng(1).uniform(-1, 1, (8, 12, 12)).astype(np.float32)
+    plain = softmax(_logits(images))
+    np.testing.assert_allclose(tta_probabilities(_logits, images, unsure_below=0.0), plain)
+    every = tta_probabilities(_logits, images, unsure_below=1.01)
+    expected = sum(softmax(_logits(view(images, s, d))) for s, d in VIEWS) / len(VIEWS)
+    np.testing.assert_allclose(every, expected)
+    tops = np.sort(plain.max(axis=1))
     threshold = float(tops[3] + tops[4]) / 2  # halfway: no top probability is near it
-    some = tta_probabilities(model, images, unsure_below=threshold)
-    doubtful = plain.max(dim=1).values < threshold
-    torch.testing.assert_close(some[~doubtful], plain[~doubtful])
-    torch.testing.assert_close(some[doubtful], expected[doubtful])
-    torch.testing.assert_close(some.sum(dim=1), torch.ones(8))
+    some = tta_probabilities(_logits, images, unsure_below=threshold)
+    doubtful = plain.max(axis=1) < threshold
+    np.testing.assert_allclose(some[~doubtful], plain[~doubtful])
+    np.testing.assert_allclose(some[doubtful], expected[doubtful])
+    np.testing.assert_allclose(some.sum(axis=1), np.ones(8))
 
 
 def test_cli_tta_for_test_and_predict(course_dataset: Path, tmp_path: Path) -> None:

@@ -121,12 +121,12 @@ class CNN(nn.Module):
                               f"{images.shape[1]} channel(s); charrec's preprocessing gives "
                               f"grayscale (1 channel)")
         if self.batch_norm and not self.training and not torch.is_grad_enabled():
-            for layer in self._folded_layers():
+            for layer in self.reading_layers():
                 images = layer(images)
             return images
         return self.layers(images)
 
-    def _folded_layers(self) -> list[nn.Module]:
+    def reading_layers(self) -> list[nn.Module]:
         """The layers for reading letters (eval mode, no gradient), with each batch norm folded
         into the convolution before it where that is exact: in evaluation BatchNorm2d is
         y = x * scale + shift per channel, and when every scale is positive it commutes with
@@ -145,7 +145,7 @@ class CNN(nn.Module):
                     and isinstance(group[1], MaxPool2d) and isinstance(group[2], BatchNorm2d)):
                 scale, shift = group[2]._inference_affine()
                 if bool((scale > 0).all()):
-                    folded += [_FoldedConv(group[0], scale, shift), group[1]]
+                    folded += [FoldedConv(group[0], scale, shift), group[1]]
                     index += 3
                     continue
             folded.append(layers[index])
@@ -154,7 +154,7 @@ class CNN(nn.Module):
         return folded
 
 
-class _FoldedConv(nn.Module):
+class FoldedConv(nn.Module):
     """A Conv2d with a following (positive-scale) batch norm folded in: filters W * scale,
     bias b * scale + shift."""
 
@@ -164,6 +164,7 @@ class _FoldedConv(nn.Module):
             scale, shift = scale.flatten(), shift.flatten()
             self.weight = conv.weight * scale.view(-1, 1, 1, 1)
             self.bias = shift if conv.bias is None else conv.bias * scale + shift
+        self.kernel_size = conv.kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv2d(x, self.weight, self.bias)

@@ -3,6 +3,7 @@ smoothing in the cross-entropy Function; a CNN with batch norm trains, saves and
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -130,8 +131,39 @@ def test_reading_folds_batch_norm_into_the_convolutions_with_the_same_outputs() 
         norms[1].weight[0] = -0.5  # a negative scale: that layer cannot be folded
         reference = model.layers(images.unsqueeze(1))  # layer by layer, batch norm as it is
         folded = model(images)
-        assert sum(isinstance(layer, BatchNorm2d) for layer in model._folded_layers()) == 1
+        assert sum(isinstance(layer, BatchNorm2d) for layer in model.reading_layers()) == 1
         torch.testing.assert_close(folded, reference)
         norms[1].weight[0] = 0.5  # all positive now: both fold, and the change is seen
         torch.testing.assert_close(model(images), model.layers(images.unsqueeze(1)))
-        assert not any(isinstance(layer, BatchNorm2d) for layer in model._folded_layers())
+        assert not any(isinstance(layer, BatchNorm2d) for layer in model.reading_layers())
+
+
+@pytest.mark.parametrize("negative_scale", [False, True], ids=["folded", "BatchNormalization"])
+def test_export_of_a_batch_norm_cnn_computes_the_same_logits(tmp_path, negative_scale) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from charrec.checkpoint import make_checkpoint, save_checkpoint
+    from charrec.export import export_model
+
+    config = make_config({"arch": "cnn", "conv": "3x3x4,3x3x6", "norm_size": "16,16",
+                          "batch_norm": True})
+    torch.manual_seed(3)
+    network = build_model(config, 26)
+    for _ in range(3):
+        network(torch.randn(8, 16, 16) * 2 + 1)  # running statistics away from 0 and 1
+    with torch.no_grad():
+        network.layers[2].weight[1] = -0.7 if negative_scale else 0.7
+    network.eval()
+    metrics = {"best_val_accuracy": 0.5, "best_epoch": 1, "history": []}
+    save_checkpoint(tmp_path / "m.pth", make_checkpoint(config, network.state_dict(), metrics))
+    network, config, checkpoint = load_model(tmp_path / "m.pth")
+    export_model(network, config, checkpoint, tmp_path / "m.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    operators = {node.op_type for node in __import__("onnx").load(
+        str(tmp_path / "m.onnx")).graph.node}
+    assert ("BatchNormalization" in operators) == negative_scale
+    images = np.random.default_rng(4).uniform(-1, 1, (5, 1, 16, 16)).astype(np.float32)
+    theirs = session.run(["logits"], {"image": images})[0]
+    with torch.no_grad():
+        ours = network.layers(torch.from_numpy(images)).numpy()  # batch norm as it is
+    np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
