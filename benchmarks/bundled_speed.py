@@ -1,6 +1,6 @@
 """Reading speed of a model against a baseline, per image, as `predict` and `test` read them.
 
-    python benchmarks/bundled_speed.py [--model charrec/models/bundled.pth]
+    python benchmarks/bundled_speed.py [--model bundled]
                                        [--baseline main]   # a git revision's bundled model,
                                                            # or a checkpoint path
                                        [--backend torch|onnx] [--rounds 7] [--tta]
@@ -32,7 +32,6 @@ from charrec.measure import measure_data, test_images
 from charrec.reader import load_reader
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = REPO / "charrec" / "models" / "bundled.pth"
 
 
 def baseline_path(spec: str, folder: Path) -> Path:
@@ -50,7 +49,7 @@ def baseline_path(spec: str, folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=BUNDLED)
+    parser.add_argument("--model", default="bundled", help="bundled, a checkpoint or a .onnx")
     parser.add_argument("--baseline", default="main")
     parser.add_argument("--images", type=Path,
                         default=REPO.parent / "shared" / "realdev" / "chars74k_val")
@@ -60,9 +59,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as temp:
+        baseline = baseline_path(args.baseline, Path(temp))
+        if args.backend == "onnx":
+            baseline = baseline.with_suffix(".onnx")
         models = {"model": load_reader(args.model, args.backend),
-                  "baseline": load_reader(baseline_path(args.baseline, Path(temp)),
-                                          args.backend)}
+                  "baseline": load_reader(baseline, args.backend)}
         data, name = test_images(models["model"].config, args.images, "test")
         paths = [Path(path) for path in data.paths[::max(1, len(data.paths) // 200)]]
         modes = [False, True] if args.tta else [False]

@@ -32,7 +32,8 @@ How each engine is asked (the `mode` column):
 - EasyOCR: english_g2 recognition only (`detector=False`), whole image as one line,
   `allowlist` A-Z; the first letter of its answer.
 - Tesseract: `--psm 10` (a single character), whitelist A-Z; the first letter of its answer.
-- charrec: `charrec predict`'s path (`charrec.predict.predict_images`) with `--model`.
+- charrec: `charrec predict`'s path (`charrec.reader.Reader.predict_images`, one image per
+  call) with `--model` (ONNX Runtime for the bundled model, as `charrec predict` reads it).
 """
 
 from __future__ import annotations
@@ -87,22 +88,17 @@ def first_letter(text: str) -> str:
 
 
 def make_charrec(model: str) -> tuple[Reader, str, str]:
-    import torch
-
-    torch.set_num_threads(1)
     from charrec import __version__
-    from charrec.checkpoint import load_model
-    from charrec.models.resolve import resolve_model
-    from charrec.predict import predict_images
+    from charrec.reader import load_reader
 
-    choice = resolve_model(model)
-    network, config, checkpoint = load_model(choice.path)
+    reader = load_reader(model, "auto", threads=1)  # ONNX Runtime for the bundled model
 
     def read(path: Path) -> str:
-        predictions, _ = predict_images(network, config, checkpoint["classes"], [path])
+        predictions, _ = reader.predict_images([path])
         return predictions[0].letter.upper() if predictions else ""
 
-    return read, __version__, f"predict_images, model {model}"
+    return read, __version__, f"`charrec predict` one image at a time, model {model}, " \
+                              f"{reader.backend} backend"
 
 
 def make_rapidocr() -> tuple[Reader, str, str]:
