@@ -188,7 +188,7 @@ def test_softmax_cross_entropy_targets_get_no_gradient() -> None:
     # a custom Function's grad_fn is the ctx its forward saw: call backward directly
     grads = SoftmaxCrossEntropyFunction.backward(loss.grad_fn,
                                                  torch.tensor(1.0, dtype=torch.float64))
-    assert len(grads) == 2 and grads[1] is None
+    assert len(grads) == 3 and grads[1] is None and grads[2] is None  # targets, smoothing
     (expected,) = torch.autograd.grad(F.cross_entropy(logits, targets), logits)
     torch.testing.assert_close(grads[0], expected)
 
