@@ -101,7 +101,8 @@ def probabilities_of(network: Network, images: Any, tta: bool = False) -> np.nda
         return softmax(all_logits(network, images))
     from charrec.tta import tta_probabilities
 
-    return tta_probabilities(lambda batch: all_logits(network, batch), np.asarray(images))
+    return tta_probabilities(lambda batch: softmax(all_logits(network, batch)),
+                             np.asarray(images))
 
 
 def measure_data(network: Network, data: LetterData, name: str,

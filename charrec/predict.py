@@ -127,7 +127,7 @@ def predict_images(network: Network, inputs: Sequence[ImageInput], top_k: int = 
             from charrec.tta import tta_probabilities
 
             probabilities = tta_probabilities(
-                lambda batch: network.logits(batch[:, np.newaxis]), images)
+                lambda batch: softmax(network.logits(batch[:, np.newaxis])), images)
         else:
             probabilities = softmax(network.logits(images[:, np.newaxis]))
         for name, gray, words, image, row in zip(names, grays, several, images, probabilities,

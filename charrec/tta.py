@@ -1,16 +1,16 @@
 """Test-time augmentation: a model's letter probabilities averaged over a few views of each image.
 
-`tta_probabilities(logits, images)` is what `charrec test --tta` and `charrec predict --tta`
-use. The views are small geometric changes of the preprocessed images (float32 [N, H, W] in
-[-1, 1], light letter on dark): the image as it is, scaled by 0.9 and 1.1, and rotated by -8 and
-+8 degrees (`VIEWS`). Averaging the softmax over them evens out what one view gets wrong by a
-hair.
+`tta_probabilities(probabilities_of, images)` is what `charrec test --tta` and
+`charrec predict --tta` use, given the model's probabilities as a function of images. The views
+are small geometric changes of the preprocessed images (float32 [N, H, W] in [-1, 1], light
+letter on dark): the image as it is, scaled by 0.9 and 1.1, and rotated by -8 and +8 degrees
+(`VIEWS`). Averaging the softmax over them evens out what one view gets wrong by a hair.
 
 A model reads most images with near certainty, and the extra views rarely change those answers;
 so the other views are computed only for the images whose plain top probability is below
 `unsure_below` (1.0 or more: for every image). The figures behind the defaults are in
-docs/models.md. numpy only, like the rest of reading (an ONNX model is read without torch);
-nothing here trains or reads files.
+docs/models.md. numpy only, like the rest of reading (an ONNX model is read without torch), and
+below `charrec.predict` (it imports nothing of charrec); nothing here trains or reads files.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from charrec.predict import softmax
-
 # (scale, degrees): scale > 1 enlarges the letter; the first is the image as it is
 VIEWS: tuple[tuple[float, float], ...] = ((1.0, 0.0), (0.9, 0.0), (1.1, 0.0), (1.0, -8.0),
                                           (1.0, 8.0))
 DEFAULT_UNSURE_BELOW = 0.9  # plain top probability under which the other views are computed
 
-Logits = Callable[[np.ndarray], np.ndarray]  # images [N, H, W] -> logits [N, classes]
+Probabilities = Callable[[np.ndarray], np.ndarray]  # images [N, H, W] -> [N, classes]
 
 
 def view(images: np.ndarray, scale: float, degrees: float) -> np.ndarray:
@@ -56,13 +54,13 @@ def view(images: np.ndarray, scale: float, degrees: float) -> np.ndarray:
     return (upper * (1 - down) + lower * down).astype(np.float32).reshape(count, height, width)
 
 
-def tta_probabilities(logits: Logits, images: np.ndarray,
+def tta_probabilities(probabilities_of: Probabilities, images: np.ndarray,
                       views: tuple[tuple[float, float], ...] = VIEWS,
                       unsure_below: float = DEFAULT_UNSURE_BELOW) -> np.ndarray:
     """Class probabilities [N, classes] of images [N, H, W]: the plain view's, averaged with
     the other `views` for the images whose plain top probability is below `unsure_below`."""
     images = np.asarray(images, dtype=np.float32)
-    probabilities = softmax(logits(images))
+    probabilities = probabilities_of(images)
     unsure = np.flatnonzero(probabilities.max(axis=1) < unsure_below)
     if len(unsure) == 0:
         return probabilities
@@ -70,7 +68,7 @@ def tta_probabilities(logits: Logits, images: np.ndarray,
     for scale, degrees in views:
         if scale == 1.0 and degrees == 0.0:
             continue  # the plain view, counted already
-        total += softmax(logits(view(subset, scale, degrees)))
+        total += probabilities_of(view(subset, scale, degrees))
         count += 1
     probabilities[unsure] = total / count
     return probabilities

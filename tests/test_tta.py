@@ -22,6 +22,10 @@ def _logits(images: np.ndarray) -> np.ndarray:
                      np.zeros(len(images))], axis=1)
 
 
+def _probabilities(images: np.ndarray) -> np.ndarray:
+    return softmax(_logits(images))
+
+
 def _torch_view(images: np.ndarray, scale: float, degrees: float) -> np.ndarray:
     angle = math.radians(degrees)
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
@@ -44,13 +48,13 @@ def test_views_equal_torchs_affine_resampling() -> None:
 def test_only_doubtful_images_are_averaged() -> None:
     images = np.random.default_rng(1).uniform(-1, 1, (8, 12, 12)).astype(np.float32)
     plain = softmax(_logits(images))
-    np.testing.assert_allclose(tta_probabilities(_logits, images, unsure_below=0.0), plain)
-    every = tta_probabilities(_logits, images, unsure_below=1.01)
+    np.testing.assert_allclose(tta_probabilities(_probabilities, images, unsure_below=0.0), plain)
+    every = tta_probabilities(_probabilities, images, unsure_below=1.01)
     expected = sum(softmax(_logits(view(images, s, d))) for s, d in VIEWS) / len(VIEWS)
     np.testing.assert_allclose(every, expected)
     tops = np.sort(plain.max(axis=1))
     threshold = float(tops[3] + tops[4]) / 2  # halfway: no top probability is near it
-    some = tta_probabilities(_logits, images, unsure_below=threshold)
+    some = tta_probabilities(_probabilities, images, unsure_below=threshold)
     doubtful = plain.max(axis=1) < threshold
     np.testing.assert_allclose(some[~doubtful], plain[~doubtful])
     np.testing.assert_allclose(some[doubtful], expected[doubtful])
