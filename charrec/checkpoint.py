@@ -5,7 +5,9 @@ A checkpoint is a plain dict saved with `torch.save`:
     {"format_version": 1, "charrec_version": str, "config": {...TrainConfig fields...},
      "classes": ["A", ..., "Z"], "metrics": {"best_val_accuracy", "best_epoch", "history", ...},
      "state_dict": {name: tensor},
-     "resume": {"epoch", "state_dict", "optimizer_state", "rng_states"} (optional, for --resume)}
+     "resume": {"epoch", "state_dict", "optimizer_state", "rng_states"} (optional, for --resume),
+     "parent": {"model", "charrec_version", "arch", "val_accuracy", "start_val_accuracy"}
+               (optional: the model it was tuned from, `charrec train --from`)}
 
 Only plain types go in, so it loads with `torch.load(weights_only=True)`, which refuses pickled
 code. Files are written to a temporary file in the same folder and `os.replace`d, so a crash or
@@ -31,9 +33,11 @@ REQUIRED_KEYS = ("format_version", "config", "classes", "metrics", "state_dict")
 
 def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
                     metrics: dict[str, Any], resume: dict[str, Any] | None = None,
+                    parent: dict[str, Any] | None = None,
                     classes: tuple[str, ...] = CLASSES) -> dict[str, Any]:
     """The checkpoint dict; `resume` (last epoch's weights, optimizer and RNG states) lets
-    `charrec train --resume` continue the run exactly."""
+    `charrec train --resume` continue the run exactly; `parent` records the model it was
+    tuned from (see `charrec.tune.Parent.record`)."""
     checkpoint = {
         "format_version": FORMAT_VERSION,
         "charrec_version": __version__,
@@ -44,6 +48,8 @@ def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
     }
     if resume is not None:
         checkpoint["resume"] = resume
+    if parent is not None:
+        checkpoint["parent"] = parent
     return checkpoint
 
 

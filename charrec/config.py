@@ -30,6 +30,18 @@ ARCHS = ("mlp", "cnn")
 DEFAULT_CONV = ((3, 3, 16), (3, 3, 32), (3, 3, 64), (3, 3, 128))  # --arch cnn: (kh, kw, out)
 CNN_EPOCHS = 10  # --arch cnn without --epochs: ~3 min on one thread (docs/models.md)
 DEVICES = ("auto", "cpu", "cuda")
+KEEP_EPOCHS = ("best", "last")
+# Options that describe the network: with --from they come from the parent checkpoint.
+ARCHITECTURE_FIELDS = ("norm_size", "arch", "hidden", "layers", "conv", "channels", "bias", "act",
+                       "init")
+# What --from changes when the user sets none of these: a gentle, short run that keeps the last
+# epoch (no best-epoch choice on a handful of validation images), on augmented user letters
+# mixed with built-in ones. Chosen by measurement: docs/finetune.md.
+TUNING_DEFAULTS: dict[str, Any] = {
+    "lr": 3e-4, "epochs": 10, "lr_schedule": "cosine", "augment": True, "freeze": 0,
+    "rehearsal": 0.5, "keep_epoch": "last",
+}
+ALIASES = {"from": "from_model"}  # `from` is a Python keyword, so the field has a longer name
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,10 @@ class TrainConfig:
     device: str = "auto"
     augment: bool | None = None  # None: on for the built-in synthetic data, off otherwise
     out: str = "saved_models/recognition.pth"
+    from_model: str | None = None  # --from: a checkpoint path or "bundled" to start from
+    rehearsal: float = 0.0  # share of each batch that is built-in letters (with --from)
+    freeze: int = 0  # leading weighted layers that keep their weights (with --from)
+    keep_epoch: str = "best"  # which epoch's weights are saved: best validation, or last
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (lists, not tuples) fit for YAML, JSON and checkpoints."""
@@ -189,6 +205,13 @@ def _text(option: str) -> Callable[[Any], str]:
     return parse
 
 
+def _optional_text(option: str) -> Callable[[Any], str | None]:
+    def parse(value: Any) -> str | None:
+        return None if value is None else _text(option)(value)
+
+    return parse
+
+
 def _optional_bool(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -270,12 +293,17 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "device": _choice("device", DEVICES),
     "augment": _optional_bool,
     "out": _text("out"),
+    "from_model": _optional_text("from"),
+    "rehearsal": _float("rehearsal", low=0.0, high=0.95),
+    "freeze": _int("freeze", minimum=0, maximum=MAX_LAYERS),
+    "keep_epoch": _choice("keep-epoch", KEEP_EPOCHS),
 }
 assert set(PARSERS) == set(FIELD_NAMES), "every TrainConfig field needs a parser"
 
 
 def normalise_key(key: Any) -> str:
-    return str(key).strip().replace("-", "_")
+    name = str(key).strip().replace("-", "_")
+    return ALIASES.get(name, name)
 
 
 def check_keys(values: Mapping[str, Any], where: str = "options",
@@ -334,16 +362,35 @@ def _resolve_architecture(parsed: dict[str, Any]) -> None:
 
 
 def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
-    """Build a validated config: defaults, then each source in order (later sources win).
+    """Build a validated config from user input: defaults, then each source in order (later
+    sources win).
 
     Each source maps option names to raw values; `None` values are ignored so that unset CLI
-    flags do not override a YAML file.
+    flags do not override a YAML file. With `from` (--from), architecture options are refused
+    (they come from the parent checkpoint, see `charrec.tune`) and TUNING_DEFAULTS fill the
+    training options the sources leave unset.
     """
     merged: dict[str, Any] = {}
     for source in sources:
         merged.update({key: value for key, value in check_keys(source).items()
                        if value is not None})
-    parsed = parse_values(merged)
+    if "from_model" in merged:
+        given = [name for name in ARCHITECTURE_FIELDS if name in merged]
+        if given:
+            names = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(f"--from takes the network from its checkpoint; {names} cannot "
+                              f"change (drop {'it' if len(given) == 1 else 'them'})")
+        merged = {**TUNING_DEFAULTS, **merged}
+    elif merged.get("rehearsal") or merged.get("freeze"):
+        name = "rehearsal" if merged.get("rehearsal") else "freeze"
+        raise ConfigError(f"--{name} is for fine-tuning a trained model; give --from MODEL "
+                          f"(a checkpoint or 'bundled') too")
+    return _build(merged)
+
+
+def _build(values: Mapping[str, Any]) -> TrainConfig:
+    """Parse, settle `hidden`/`layers` and the CNN's epochs, and build the config."""
+    parsed = parse_values(values)
     _resolve_architecture(parsed)
     if parsed.get("arch") == "cnn" and "epochs" not in parsed:
         parsed["epochs"] = CNN_EPOCHS
@@ -351,8 +398,10 @@ def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
-    """Rebuild a config stored in a checkpoint (keys missing from older files take defaults)."""
-    return make_config({key: value for key, value in values.items() if value is not None})
+    """Rebuild a config stored in a checkpoint or a sweep's trial list (keys missing from older
+    files take defaults; nothing is refused or filled in as for user input)."""
+    return _build({key: value for key, value in check_keys(values).items()
+                   if value is not None})
 
 
 def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
@@ -361,7 +410,7 @@ def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
     values.update(changes)
     if "hidden" in changes and "layers" not in changes:
         values.pop("layers")
-    return make_config(values)
+    return config_from_dict(values)
 
 
 

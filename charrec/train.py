@@ -28,11 +28,19 @@ from torch import nn
 from charrec import CLASSES
 from charrec.checkpoint import make_checkpoint, save_checkpoint
 from charrec.config import TrainConfig, replace, resolve_augment
-from charrec.data.batches import Augment, training_batches
-from charrec.data.loading import LetterData, load_splits
+from charrec.data.batches import Augment, Rehearsal, training_batches
+from charrec.data.loading import LetterData, load_splits, load_tuning_splits
 from charrec.errors import ConfigError, DataError, TrainingDiverged
 from charrec.nn.functions import loss_function, softmax_cross_entropy
 from charrec.nn.model import build_model, logits_and_loss, predict_logits
+from charrec.tune import (
+    Parent,
+    load_parent,
+    load_parent_weights,
+    rehearsal_letters,
+    trainable_parameters,
+    with_parent,
+)
 
 SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
@@ -195,6 +203,8 @@ class Callbacks:
     on_loading: Callable[[Path], None] | None = None  # decoding the images starts
     on_data: Callable[[dict[str, LetterData]], None] | None = None  # decoded splits
     on_start: Callable[[TrainConfig, TrainState | None], None] | None = None  # model built
+    # --from: the parent's record, with its accuracy on the validation split before tuning
+    on_parent: Callable[[dict[str, Any]], None] | None = None
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None  # (metrics, is new best)
     on_state: Callable[[TrainState], None] | None = None  # after each epoch, once saved
 
@@ -208,15 +218,18 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     """Train per `config` and return the best-validation model.
 
     Ensures the dataset (built-in letters rendered at `config.data_dir` if it holds none),
-    decodes it (unless `data` is given), trains (continuing `resume` exactly if given), saves
+    decodes it (unless `data` is given), trains (continuing `resume` exactly if given; starting
+    from the weights of `config.from_model` if set, see `charrec.tune`), saves
     the best epoch to `config.out` when `save` (on every new best, at least every
     SAVE_EVERY_SECONDS, and at the end), and measures the test split.
     Ctrl-C stops cleanly: the result has `interrupted=True` and the best weights so far.
     `dry_run` builds everything and runs one batch forward and backward, writing nothing.
     """
     callbacks = callbacks or Callbacks()
+    parent = load_parent(config.from_model) if config.from_model else None
+    config = with_parent(config, parent)
     if dry_run:
-        return _dry_run(config, callbacks)
+        return _dry_run(config, callbacks, parent)
     # the checkpoint stores the data folder; absolute, `charrec test` finds it from anywhere
     config = replace(config, data_dir=str(Path(config.data_dir).absolute()))
     if data is None:
@@ -224,9 +237,16 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     else:
         config = resolve_augment(config)
     check_sizes(config, len(data["train"]), len(data["validation"]))
-    model, optimizer = build_training(config)
+    model, optimizer = build_training(config, parent)
     if callbacks.on_start:
         callbacks.on_start(config, resume)
+    parent_record = None
+    if parent is not None:
+        start = evaluate(model, data["validation"].images, data["validation"].labels,
+                         confusion=False)["accuracy"]
+        parent_record = parent.record(start)
+        if callbacks.on_parent:
+            callbacks.on_parent(parent_record)
 
     last_save = -math.inf
 
@@ -238,12 +258,14 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
             time.monotonic() - last_save >= SAVE_EVERY_SECONDS
         if save and due:
             save_checkpoint(config.out, make_checkpoint(config, state.best_state, state.metrics(),
-                                                        state.resume_dict()))
+                                                        state.resume_dict(), parent_record))
             last_save = time.monotonic()
         if callbacks.on_state:
             callbacks.on_state(state)
 
-    result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume)
+    rehearsal = _rehearsal(config, next(model.parameters()).device, len(data["train"]))
+    result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume,
+                 rehearsal)
     try:
         if not result.interrupted and "test" in data and len(data["test"]):
             result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,
@@ -254,18 +276,42 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         result.checkpoint = Path(config.out)  # saved after the last epoch already
         try:  # again, with the final metrics; Ctrl-C waits until the file is complete
             save_checkpoint(config.out, make_checkpoint(
-                config, result.state.best_state, result.metrics(), result.state.resume_dict()))
+                config, result.state.best_state, result.metrics(), result.state.resume_dict(),
+                parent_record))
         except KeyboardInterrupt:
             result.interrupted = True
     return result
 
 
-def build_training(config: TrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
-    """The seeded network on its device, and its optimizer."""
+def build_training(config: TrainConfig, parent: Parent | None = None
+                   ) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The seeded network on its device (with `parent`'s weights if given, its first
+    `config.freeze` weighted layers fixed), and the optimizer of the others."""
     check_channels(config)
     set_seed(config.seed)
-    model = build_model(config, len(CLASSES)).to(resolve_device(config.device))
-    return model, make_optimizer(config, model.parameters())
+    model = build_model(config, len(CLASSES))
+    if parent is not None:
+        load_parent_weights(model, parent)
+    model = model.to(resolve_device(config.device))
+    return model, make_optimizer(config, trainable_parameters(model, config.freeze))
+
+
+def user_batch_size(config: TrainConfig, n_train: int) -> int:
+    """Images of the training split per batch: the batch less its rehearsal share (with
+    --from, never more than the split holds, so three letters of a few images train too)."""
+    if config.from_model is None:
+        return config.batch_size
+    share = max(1, round(config.batch_size * (1 - config.rehearsal)))
+    return min(share, n_train)
+
+
+def _rehearsal(config: TrainConfig, device: torch.device, n_train: int) -> Rehearsal | None:
+    """The built-in letters mixed into each batch (`config.rehearsal` of it), or None."""
+    if not config.rehearsal:
+        return None
+    images, labels = rehearsal_letters(config.seed, config.norm_size)
+    per_batch = config.batch_size - max(1, round(config.batch_size * (1 - config.rehearsal)))
+    return Rehearsal(images.to(device), labels.to(device), per_batch)
 
 
 def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
@@ -275,8 +321,9 @@ def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
     from charrec.data.synth import ensure_dataset
 
     data_dir = Path(config.data_dir)
-    rendered = ensure_dataset(data_dir, on_start=callbacks.on_generate,
-                              progress=callbacks.on_render)
+    # --from tunes on the user's letters: the built-in ones are never rendered into the folder
+    rendered = None if config.from_model else ensure_dataset(
+        data_dir, on_start=callbacks.on_generate, progress=callbacks.on_render)
     if rendered is not None and callbacks.on_generated:
         callbacks.on_generated(rendered.manifest)
     config = resolve_augment(config)
@@ -285,15 +332,23 @@ def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
     if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
         data = rendered.splits(data_dir)  # just written: the same pixels as decoding the files
     else:
-        data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
+        data = load_data(config, strict)
     if callbacks.on_data:
         callbacks.on_data(data)
     return config, data
 
 
+def load_data(config: TrainConfig, strict: bool = False) -> dict[str, LetterData]:
+    """Decode `config.data_dir`'s splits: train/validation(/test) as `load_splits` reads them,
+    or, with --from, as `load_tuning_splits` does (a folder per letter: train and validation)."""
+    if config.from_model is not None:
+        return load_tuning_splits(config.data_dir, config.norm_size, config.seed, strict)
+    return load_splits(config.data_dir, config.norm_size, config.seed, strict=strict)
+
+
 def check_sizes(config: TrainConfig, n_train: int, n_validation: int) -> None:
     """Refuse what cannot train on splits of these sizes, before any work."""
-    if config.batch_size > n_train:
+    if config.batch_size > n_train and config.from_model is None:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the training set "
                           f"({n_train} images); use a smaller batch size")
     if n_validation == 0:
@@ -307,7 +362,8 @@ def check_channels(config: TrainConfig) -> None:
                           f"values are for `charrec summary`)")
 
 
-def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
+def _dry_run(config: TrainConfig, callbacks: Callbacks, parent: Parent | None = None
+             ) -> TrainResult:
     """One batch forward and backward through everything `run` would build; writes nothing.
     The batch comes from the dataset if there is one, else is rendered in memory."""
     from charrec.data.loading import first_images
@@ -322,7 +378,7 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks) -> TrainResult:
         # the built-in letters would be rendered there, so `augment: auto` means on
         config = config if config.augment is not None else replace(config, augment=True)
         images, labels = render_batch(config.batch_size, config.seed, config.norm_size)
-    model, optimizer = build_training(config)
+    model, optimizer = build_training(config, parent)
     device = next(model.parameters()).device
     if callbacks.on_start:
         callbacks.on_start(config, None)
@@ -348,8 +404,10 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
         data: dict[str, LetterData],
         on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
         on_state: Callable[[TrainState], None] | None = None,
-        resume: TrainState | None = None) -> TrainResult:
-    """Epochs of `train_epoch`, validating every `val_interval`; keeps the best weights.
+        resume: TrainState | None = None, rehearsal: Rehearsal | None = None) -> TrainResult:
+    """Epochs of `train_epoch`, validating every `val_interval`; keeps the best weights
+    (`keep_epoch: best`) or the last validated ones (`last`: no choice made on the validation
+    split, so its accuracy stays an honest estimate). `rehearsal` adds images to each batch.
 
     `resume` restores weights, optimizer and random generators, so the result equals an
     unbroken run. Ctrl-C (KeyboardInterrupt) ends training with `interrupted=True`. A NaN/inf
@@ -369,6 +427,7 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     train_data, val_data = data["train"], data["validation"]
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     val_images, val_labels = val_data.images.to(device), val_data.labels.to(device)
+    batch_size = user_batch_size(config, len(images))
     started, seconds_before, interrupted = time.perf_counter(), state.train_seconds, False
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
@@ -376,8 +435,8 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
             train_loss, train_accuracy = train_epoch(
-                model, optimizer, config.loss, images, labels, config.batch_size, generators,
-                augment)
+                model, optimizer, config.loss, images, labels, batch_size, generators,
+                augment, rehearsal)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}: the loss became {train_loss} "
@@ -389,7 +448,7 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
                 evaluation = evaluate(model, val_images, val_labels, len(CLASSES), loss_fn,
                                       confusion=False)
                 metrics.val_accuracy, metrics.val_loss = evaluation["accuracy"], evaluation["loss"]
-                is_best = (state.best_val_accuracy is None
+                is_best = (config.keep_epoch == "last" or state.best_val_accuracy is None
                            or metrics.val_accuracy > state.best_val_accuracy)
             metrics.seconds = time.perf_counter() - epoch_start
             state = _state_after_epoch(state, model, optimizer, generators, metrics, is_best,
@@ -407,19 +466,21 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                generators: list[torch.Generator], augment: Augment | None
-                ) -> tuple[float, float]:
+                generators: list[torch.Generator], augment: Augment | None,
+                rehearsal: Rehearsal | None = None) -> tuple[float, float]:
     """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
     `loss` names the loss ("ce", "mse"). Batches are augmented one ahead, in a helper thread
-    (`charrec.data.batches`: the same batches as augmenting each in turn)."""
+    (`charrec.data.batches`: the same batches as augmenting each in turn). With `rehearsal`,
+    each batch also holds its images (in the loss; not in the accuracy)."""
     shuffle_generator, augment_generator = generators
     model.train()
     order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)
     # one op per step for the bookkeeping (each costs as much as a small layer); the sums of
     # losses and correct answers are taken once, after the epoch
     losses, predictions = [], []
+    extra = rehearsal.per_batch if rehearsal is not None else 0
     with contextlib.closing(training_batches(images, labels, order, batch_size, augment,
-                                             augment_generator)) as batches:
+                                             augment_generator, rehearsal)) as batches:
         for batch_images, batch_labels in batches:
             # the gradients are dropped before the forward pass: the fused MLP Function
             # (`charrec.nn.fused`) computes the new ones there, and so reuses the memory (still
@@ -429,7 +490,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
             batch_loss.backward()
             optimizer.step()
             losses.append(batch_loss.detach())
-            predictions.append(logits.detach().argmax(dim=1))
+            predictions.append(logits.detach()[:len(batch_labels) - extra].argmax(dim=1))
     batch_losses = torch.stack(losses)
     batch_sizes = torch.full_like(batch_losses, batch_size)
     batch_sizes[-1] = len(images) - batch_size * (len(losses) - 1)

@@ -40,6 +40,9 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. [default: auto]", show_default=False)] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. [default: on for the built-in letters]", show_default=False)] = None,
     out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. [default: saved_models/recognition.pth]", show_default=False)] = None,
+    from_model: Annotated[str | None, typer.Option("--from", metavar="PATH|bundled", help="Fine-tune this model (a checkpoint, or 'bundled') on --data-dir's letters: its network and weights are the start, architecture options cannot change. Defaults then: lr 0.0003, 10 epochs, augmentation on, rehearsal 0.5, the last epoch kept.", show_default=False)] = None,
+    rehearsal: Annotated[float | None, typer.Option(help="With --from: share of each batch that is built-in letters, so the model keeps reading what your letters do not show (0 turns it off). [default: 0.5]", show_default=False)] = None,
+    freeze: Annotated[int | None, typer.Option(help="With --from: how many of the first layers with weights keep them. [default: 0]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="CPU threads for torch. One is fastest for these small networks on a busy machine: extra threads spin-wait.")] = 1,
@@ -59,6 +62,7 @@ def train_command(
         "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
         "val_interval": val_interval, "seed": seed, "device": device, "augment": augment,
         "out": out, "loss": loss, "arch": arch, "conv": conv, "bias": bias,
+        "from_model": from_model, "rehearsal": rehearsal, "freeze": freeze,
     }
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
@@ -98,6 +102,9 @@ def resume_run(path: Path, flags: dict[str, Any], config_file: str | None) -> tu
     checkpoint = load_checkpoint(path)
     if "resume" not in checkpoint:
         raise ConfigError(f"{path} holds no resume state (it was not saved by `charrec train`)")
+    if flags.get("from_model") is not None:
+        raise ConfigError("--from starts a new run from a model's weights, --resume continues "
+                          "a run; give one of them")
     others = [name for name, value in flags.items()
               if value is not None and name not in RESUME_OPTIONS]
     if others or config_file is not None:
@@ -146,10 +153,26 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
     except KeyboardInterrupt:
         raise fail(f"interrupted by Ctrl-C while drawing the curves; {saved}", 130) from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
-    console.print(f"Best validation accuracy {percent(result.best_val_accuracy)} at epoch "
+    if config.from_model is not None:
+        _print_gain(result, config)
+    which = "Best validation accuracy" if config.keep_epoch == "best" else "Validation accuracy"
+    console.print(f"{which} {percent(result.best_val_accuracy)} at epoch "
                   f"{result.best_epoch} of {config.epochs}{test} ({result.train_seconds:.1f} s). "
                   f"Saved that epoch's model to {out}; curves in {curves}.")
     return result
+
+
+def _print_gain(result: Any, config: Any) -> None:
+    """With --from: the validation accuracy before and after tuning (the gain)."""
+    from charrec.checkpoint import load_checkpoint
+
+    parent = load_checkpoint(result.checkpoint).get("parent") or {}
+    before, after = parent.get("start_val_accuracy"), result.best_val_accuracy
+    if before is None or after is None:
+        return
+    console.print(f"[bold]Tuned from {escape(str(config.from_model))}: validation accuracy "
+                  f"{percent(before)} -> {percent(after)} ({100 * (after - before):+.1f} "
+                  f"points)[/bold]", soft_wrap=True)
 
 
 class _LinesOnly:
@@ -236,15 +259,20 @@ def training_callbacks(progress: Any, config: Any, resume: Any) -> Any:
         tasks["train"] = progress.add_task("training", total=resolved.epochs,
                                            completed=state.epoch if state else 0)
 
+    def on_parent(record: dict) -> None:
+        progress.console.print(f"Starting from {escape(str(record['model']))}: validation "
+                               f"accuracy {percent(record['start_val_accuracy'])} before tuning")
+
     def on_epoch(metrics: Any, is_best: bool) -> None:
         progress.update(tasks["train"], completed=metrics.epoch,
                         description=f"epoch {metrics.epoch}")
         if metrics.val_accuracy is not None:
-            progress.console.print(epoch_line(metrics, is_best))
+            # keeping the last epoch, every one is "kept": no star
+            progress.console.print(epoch_line(metrics, is_best and config.keep_epoch == "best"))
 
     return Callbacks(on_generate=on_generate, on_render=on_render, on_generated=on_generated,
                      on_loading=on_loading, on_data=on_data, on_start=on_start,
-                     on_epoch=on_epoch)
+                     on_parent=on_parent, on_epoch=on_epoch)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ from charrec.errors import DataError, ImageError
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+TUNING_VALIDATION_FRACTION = 0.2  # of each letter's images when tuning (at least one)
 CLASS_INDEX = {letter: index for index, letter in enumerate(CLASSES)}
 DECODE_CHUNK = 256  # images per thread-pool task when decoding
 SMALL_FILE_BYTES = 16 * 1024  # images this small are decoded in one thread (see decode_images)
@@ -212,13 +213,7 @@ def load_split(data_dir: str | Path, split: str, norm_size: tuple[int, int], see
                whole_folder: bool = False, strict: bool = False) -> LetterData:
     """Read one split into memory (see `list_split` for `whole_folder`)."""
     items = list_split(data_dir, split, seed, whole_folder)
-    images, ok, skipped = decode_images([path for path, _ in items], norm_size, strict)
-    kept = [item for item, good in zip(items, ok, strict=True) if good]
-    if not kept:
-        raise DataError(f"none of the {len(items)} images of the {split} split of {data_dir} "
-                        f"could be read; first error: {skipped[0][1]}")
-    labels = torch.tensor([index for _, index in kept], dtype=torch.int64)
-    return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
+    return _decode_split(items, split, Path(data_dir), norm_size, strict)
 
 
 def first_images(data_dir: str | Path, norm_size: tuple[int, int], count: int, seed: int = 0
@@ -247,6 +242,50 @@ def load_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
     if duplicates:
         raise DataError(f"{data_dir}: " + _summarise(duplicates, "images appear in two splits"))
     return data
+
+
+def load_tuning_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
+                       strict: bool = False) -> dict[str, LetterData]:
+    """A user's letters for fine-tuning: the course layout's splits as they are, or a folder
+    per letter split per letter into train and validation only (TUNING_VALIDATION_FRACTION,
+    at least one image each), since a handful of images per letter leaves none to spare for
+    a test split. Letters may be missing; a letter folder needs two images or more."""
+    data_dir = Path(data_dir)
+    if detect_layout(data_dir) == "course":
+        present = [split for split in SPLITS if not _split_is_empty(data_dir / f"{split}.json")]
+        return load_splits(data_dir, norm_size, seed, splits=present, strict=strict)
+    by_class: dict[int, list[tuple[Path, int]]] = {}
+    for item in _class_folders(data_dir):
+        by_class.setdefault(item[1], []).append(item)
+    if not by_class:
+        raise DataError(f"{data_dir} holds no images in its letter folders "
+                        f"({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
+    single = [CLASSES[index] for index, members in sorted(by_class.items()) if len(members) < 2]
+    if single:
+        raise DataError(f"{data_dir}: the folder of {', '.join(single)} holds only one image; "
+                        f"tuning needs at least 2 per letter (one to learn from, one to check), "
+                        f"3 or more is better")
+    rng = random.Random(seed)
+    splits: dict[str, list[tuple[Path, int]]] = {"train": [], "validation": []}
+    for index in sorted(by_class):
+        members = by_class[index]
+        rng.shuffle(members)
+        n_validation = max(1, round(len(members) * TUNING_VALIDATION_FRACTION))
+        splits["validation"] += members[:n_validation]
+        splits["train"] += members[n_validation:]
+    return {split: _decode_split(items, split, data_dir, norm_size, strict)
+            for split, items in splits.items()}
+
+
+def _decode_split(items: list[tuple[Path, int]], split: str, data_dir: Path,
+                  norm_size: tuple[int, int], strict: bool) -> LetterData:
+    images, ok, skipped = decode_images([path for path, _ in items], norm_size, strict)
+    kept = [item for item, good in zip(items, ok, strict=True) if good]
+    if not kept:
+        raise DataError(f"none of the {len(items)} images of the {split} split of {data_dir} "
+                        f"could be read; first error: {skipped[0][1]}")
+    labels = torch.tensor([index for _, index in kept], dtype=torch.int64)
+    return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
 
 
 # ------------------------------------------------------------------------------- listing

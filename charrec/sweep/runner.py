@@ -180,11 +180,14 @@ class SweepStatus:
 
 def preflight(trials: Sequence[Trial]) -> None:
     """Check every dataset the trials need (cheaply: label files, no decoding) before any runs."""
-    from charrec.data.loading import SPLITS, list_split
+    from charrec.data.loading import SPLITS, detect_layout, list_split
 
     sizes: dict[tuple, int] = {}
     for trial in trials:
         config = trial_config(trial)
+        if config.from_model is not None:  # tuning splits its data itself (train.load_data)
+            detect_layout(config.data_dir)
+            continue
         key = (config.data_dir, config.seed)
         if key not in sizes:
             sizes[key] = len(list_split(config.data_dir, "train", config.seed))
@@ -197,9 +200,11 @@ def preflight(trials: Sequence[Trial]) -> None:
 
 def share_data(folder: RunFolder, trials: Sequence[Trial], strict: bool) -> dict[tuple, str]:
     """Decode each dataset the trials need once, here, into a file the workers memory-map."""
+    from charrec.tune import with_parent
+
     files: dict[tuple, str] = {}
     for trial in trials:
-        config = trial_config(trial)
+        config = with_parent(trial_config(trial))
         key = data_key(config, strict)
         if key not in files:
             path = folder.path / f".data-{len(files)}.pt"

@@ -25,6 +25,7 @@ from charrec.config import (
     FIELD_NAMES,
     PARSERS,
     TrainConfig,
+    config_from_dict,
     make_config,
     normalise_key,
     read_yaml,
@@ -374,4 +375,4 @@ def describe_change(old: Sequence[Mapping[str, Any]], new: Sequence[Trial]) -> s
 
 def trial_config(trial: Trial, **changes: Any) -> TrainConfig:
     """The TrainConfig of a trial, with `changes` (e.g. its checkpoint path) applied."""
-    return make_config(trial.config, changes)
+    return config_from_dict({**trial.config, **changes})

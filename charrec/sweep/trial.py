@@ -38,25 +38,25 @@ _DATA_CACHE_SIZE = 2  # a sweep over --norm-size alternates between a few decode
 
 def data_key(config: Any, strict: bool = False) -> tuple:
     """What identifies a decoded dataset. The seed only matters for a folder-per-class tree
-    (it picks the 70/15/15 split)."""
+    (it picks the 70/15/15 split, or with `from` the tuning split)."""
     from charrec.data.loading import detect_layout
 
     split_seed = config.seed if detect_layout(config.data_dir) == "folders" else None
-    return str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict
+    return (str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict,
+            config.from_model is not None)
 
 
 def load_trial_data(config: Any, strict: bool = False,
                     data_file: str | None = None) -> dict[str, Any]:
     """A trial's dataset: from this process's cache, else from `data_file`, else decoded."""
-    from charrec.data.loading import load_splits
+    from charrec.train import load_data
 
     key = data_key(config, strict)
     if key not in _DATA_CACHE:
         if data_file and Path(data_file).is_file():
             _DATA_CACHE[key] = _load_data_file(data_file)
         else:
-            _DATA_CACHE[key] = load_splits(config.data_dir, config.norm_size, config.seed,
-                                           strict=strict)
+            _DATA_CACHE[key] = load_data(config, strict)
         while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
             _DATA_CACHE.popitem(last=False)
     _DATA_CACHE.move_to_end(key)
@@ -100,12 +100,13 @@ def lost_trial_row(task: TrialTask, reason: str) -> dict[str, Any]:
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Train one trial and return its results row; a failure becomes a row with its reason."""
     from charrec.train import run
+    from charrec.tune import with_parent
 
     trial, started = task.trial, time.perf_counter()
     row = {**_row_start(trial), "pid": os.getpid()}
     try:
         changes = {"out": task.checkpoint} if task.checkpoint else {}
-        config = resolve_augment(trial_config(trial, **changes))
+        config = with_parent(resolve_augment(trial_config(trial, **changes)))
         row["config"] = config.to_dict()
         data = load_trial_data(config, task.strict, task.data_file)
         result = run(config, data=data, save=task.checkpoint is not None)
