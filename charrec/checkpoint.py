@@ -70,6 +70,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         hint = " (train one with `charrec train`)" if not path.exists() else ""
         raise CheckpointError(f"checkpoint not found: {path}{hint}")
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a file saved by torch; "
+                              f"give a .pth file that `charrec train` wrote)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -82,6 +85,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch "
                               f"file: {type(error).__name__})") from None
     return validate_checkpoint(checkpoint, path)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """Whether the file starts as torch.save writes: a zip archive, or (older torch) a pickle.
+    A text or image file given by mistake is then named as such, not as unsafe code."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return True  # torch.load reports it
+    return start.startswith(b"PK\x03\x04") or start.startswith(b"\x80")
 
 
 def validate_checkpoint(checkpoint: Any, path: str | Path = "checkpoint") -> dict[str, Any]:

@@ -346,6 +346,19 @@ def load_data(config: TrainConfig, strict: bool = False) -> dict[str, LetterData
     return load_splits(config.data_dir, config.norm_size, config.seed, strict=strict)
 
 
+def preflight(config: TrainConfig) -> TrainConfig:
+    """Check, before anything is written, what can be checked cheaply: with --from, the parent
+    checkpoint and the user's letter folders (listed, not decoded) -> the config with the
+    parent's architecture."""
+    if config.from_model is None:
+        return config
+    from charrec.data.loading import tuning_items
+
+    config = with_parent(config)
+    tuning_items(config.data_dir, config.seed)
+    return config
+
+
 def check_sizes(config: TrainConfig, n_train: int, n_validation: int) -> None:
     """Refuse what cannot train on splits of these sizes, before any work."""
     if config.batch_size > n_train and config.from_model is None:

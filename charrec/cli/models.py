@@ -73,7 +73,7 @@ def test_command(
 
     import_torch()
     from charrec.measure import measure_data, test_images
-    from charrec.models.resolve import describe_model
+    from charrec.models.resolve import describe_model, parent_record
     from charrec.report import per_class_table, plot_confusion, step
 
     network, config, checkpoint, choice = load_chosen_model(model)
@@ -94,6 +94,7 @@ def test_command(
         "data": result.data_name, "split": split,
         "data_dir": str(Path(directory).resolve()),
         "model": describe_model(choice, checkpoint), "model_path": str(choice.path),
+        "tuned_from": parent_record(checkpoint),
         "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
@@ -162,7 +163,7 @@ def predict_command(
     when the image holds no letter, several letters, or the model is unsure."""
     import_torch()
     from charrec.errors import ConfigError
-    from charrec.models.resolve import describe_model
+    from charrec.models.resolve import describe_model, parent_record
     from charrec.predict import predict_images
     from charrec.report import progress_task
 
@@ -180,7 +181,8 @@ def predict_command(
     if results:
         say_which_model(label, choice, checkpoint)
     if json_output:
-        print_json([{**result.to_dict(), "model": label} for result in results])
+        print_json([{**result.to_dict(), "model": label, "tuned_from": parent_record(checkpoint)}
+                    for result in results])
     else:
         for result in results:
             prefix = f"{result.path}: " if len(paths) > 1 else ""

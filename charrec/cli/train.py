@@ -76,6 +76,10 @@ def train_command(
         hint = optimizer_hint(config)
         if hint:
             console.print(f"[yellow]Note:[/yellow] {escape(hint)}", soft_wrap=True)
+    if state is None:
+        from charrec.train import preflight
+
+        config = preflight(config)  # --from: parent and letters checked before any file moves
     if not dry_run:
         _keep_previous_model(config.out)
     run_training(config, strict=strict, resume=state, dry_run=dry_run)

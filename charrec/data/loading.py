@@ -247,13 +247,24 @@ def load_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
 def load_tuning_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
                        strict: bool = False) -> dict[str, LetterData]:
     """A user's letters for fine-tuning: the course layout's splits as they are, or a folder
-    per letter split per letter into train and validation only (TUNING_VALIDATION_FRACTION,
-    at least one image each), since a handful of images per letter leaves none to spare for
-    a test split. Letters may be missing; a letter folder needs two images or more."""
+    per letter split per letter into train and validation only (see `tuning_items`)."""
     data_dir = Path(data_dir)
     if detect_layout(data_dir) == "course":
         present = [split for split in SPLITS if not _split_is_empty(data_dir / f"{split}.json")]
         return load_splits(data_dir, norm_size, seed, splits=present, strict=strict)
+    return {split: _decode_split(items, split, data_dir, norm_size, strict)
+            for split, items in tuning_items(data_dir, seed).items()}
+
+
+def tuning_items(data_dir: str | Path, seed: int = 0) -> dict[str, list[tuple[Path, int]]]:
+    """A folder per letter split for fine-tuning, per letter, into train and validation only
+    (TUNING_VALIDATION_FRACTION, at least one image each): a handful of images per letter
+    leaves none to spare for a test split. Letters may be missing; a letter folder needs two
+    images or more. Checks without decoding anything (the course layout: its label files)."""
+    data_dir = Path(data_dir)
+    if detect_layout(data_dir) == "course":
+        return {split: list_split(data_dir, split, seed) for split in SPLITS
+                if not _split_is_empty(data_dir / f"{split}.json")}
     by_class: dict[int, list[tuple[Path, int]]] = {}
     for item in _class_folders(data_dir):
         by_class.setdefault(item[1], []).append(item)
@@ -273,8 +284,7 @@ def load_tuning_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: i
         n_validation = max(1, round(len(members) * TUNING_VALIDATION_FRACTION))
         splits["validation"] += members[:n_validation]
         splits["train"] += members[n_validation:]
-    return {split: _decode_split(items, split, data_dir, norm_size, strict)
-            for split, items in splits.items()}
+    return splits
 
 
 def _decode_split(items: list[tuple[Path, int]], split: str, data_dir: Path,

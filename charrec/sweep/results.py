@@ -58,7 +58,8 @@ class PointSummary:
         return [row.get("reason", "") for row in self.rows if row["status"] == "failed"]
 
     def stat(self, key: str) -> tuple[float, float] | None:
-        return mean_std([row[key] for row in self.ok_rows])
+        """Over the successful repeats that measured `key` (a tuning run has no test split)."""
+        return mean_std([row[key] for row in self.ok_rows if row.get(key) is not None])
 
     def describe(self, key: str, scale: float = 100, digits: int = 2, unit: str = "%") -> str:
         """"91.20% ± 0.40" (mean ± std over the successful repeats), "–" if there are none."""

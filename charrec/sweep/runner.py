@@ -147,7 +147,11 @@ class RunFolder:
         """best.yaml: the full options of the best point's best trial, for `charrec train`."""
         import yaml
 
-        options = {key: value for key, value in row["config"].items() if key != "out"}
+        from charrec.config import ARCHITECTURE_FIELDS
+
+        # a tuned trial's network comes from its `from_model`, which refuses them as options
+        dropped = {"out", *(ARCHITECTURE_FIELDS if row["config"].get("from_model") else ())}
+        options = {key: value for key, value in row["config"].items() if key not in dropped}
         header = (f"# Best point of sweep {spec_name!r} ({self.path}): "
                   f"{summary.label()}\n# val acc {summary.describe('val_accuracy')}, "
                   f"test acc {summary.describe('test_accuracy')} over {summary.n_ok} run(s)\n"
