@@ -41,6 +41,7 @@ TUNING_DEFAULTS: dict[str, Any] = {
     "lr": 3e-4, "epochs": 10, "lr_schedule": "cosine", "augment": True, "freeze": 0,
     "rehearsal": 0.5, "keep_epoch": "last",
 }
+TUNING_ONLY = {"rehearsal": 0.0, "freeze": 0, "blend": 1.0}  # options that need --from (off)
 ALIASES = {"from": "from_model"}  # `from` is a Python keyword, so the field has a longer name
 
 
@@ -75,6 +76,7 @@ class TrainConfig:
     rehearsal: float = 0.0  # share of each batch that is built-in letters (with --from)
     freeze: int = 0  # leading weighted layers that keep their weights (with --from)
     keep_epoch: str = "best"  # which epoch's weights are saved: best validation, or last
+    blend: float = 1.0  # with --from: saved weights = blend * tuned + (1 - blend) * parent's
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (lists, not tuples) fit for YAML, JSON and checkpoints."""
@@ -297,6 +299,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "rehearsal": _float("rehearsal", low=0.0, high=0.95),
     "freeze": _int("freeze", minimum=0, maximum=MAX_LAYERS),
     "keep_epoch": _choice("keep-epoch", KEEP_EPOCHS),
+    "blend": _float("blend", positive=True, high=1.0),
 }
 assert set(PARSERS) == set(FIELD_NAMES), "every TrainConfig field needs a parser"
 
@@ -381,10 +384,12 @@ def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
             raise ConfigError(f"--from takes the network from its checkpoint; {names} cannot "
                               f"change (drop {'it' if len(given) == 1 else 'them'})")
         merged = {**TUNING_DEFAULTS, **merged}
-    elif merged.get("rehearsal") or merged.get("freeze"):
-        name = "rehearsal" if merged.get("rehearsal") else "freeze"
-        raise ConfigError(f"--{name} is for fine-tuning a trained model; give --from MODEL "
-                          f"(a checkpoint or 'bundled') too")
+    else:
+        tuning_only = [name for name, off in TUNING_ONLY.items()
+                       if name in merged and PARSERS[name](merged[name]) != off]
+        if tuning_only:
+            raise ConfigError(f"--{tuning_only[0]} is for fine-tuning a trained model; give "
+                              f"--from MODEL (a checkpoint or 'bundled') too")
     return _build(merged)
 
 

@@ -35,6 +35,7 @@ from charrec.nn.functions import loss_function, softmax_cross_entropy
 from charrec.nn.model import build_model, logits_and_loss, predict_logits
 from charrec.tune import (
     Parent,
+    blend_weights,
     load_parent,
     load_parent_weights,
     rehearsal_letters,
@@ -266,6 +267,9 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     rehearsal = _rehearsal(config, next(model.parameters()).device, len(data["train"]))
     result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume,
                  rehearsal)
+    if parent is not None and config.blend < 1 and result.state.best_state \
+            and not result.interrupted:
+        _blend_with_parent(result, parent, config.blend, data["validation"])
     try:
         if not result.interrupted and "test" in data and len(data["test"]):
             result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,
@@ -281,6 +285,18 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         except KeyboardInterrupt:
             result.interrupted = True
     return result
+
+
+def _blend_with_parent(result: TrainResult, parent: Parent, share: float,
+                       validation: LetterData) -> None:
+    """Keep `share` of the tuned weights and the rest of the parent's (weight-space averaging:
+    it gives back much of what tuning made the model forget, at a small cost on the user's
+    letters; docs/finetune.md), and measure the blend on the validation split."""
+    state = result.state
+    state.best_state = blend_weights(state.best_state, parent.checkpoint["state_dict"], share)
+    result.model.load_state_dict(state.best_state)
+    state.best_val_accuracy = evaluate(result.model, validation.images, validation.labels,
+                                       confusion=False)["accuracy"]
 
 
 def build_training(config: TrainConfig, parent: Parent | None = None

@@ -89,6 +89,13 @@ def load_parent_weights(model: nn.Module, parent: Parent) -> None:
                               f"architecture ({first_line[:300]})") from None
 
 
+def blend_weights(tuned: dict[str, torch.Tensor], parent: dict[str, torch.Tensor],
+                  share: float) -> dict[str, torch.Tensor]:
+    """share * tuned + (1 - share) * parent, tensor by tensor (on the tuned tensors' device)."""
+    return {name: share * tensor + (1 - share) * parent[name].to(tensor.device)
+            for name, tensor in tuned.items()}
+
+
 def weighted_layers(model: nn.Module) -> list[nn.Module]:
     """The layers that own parameters, input first (convolutions, then Linear layers)."""
     return [module for module in model.modules()

@@ -72,10 +72,11 @@ def test_from_refuses_architecture_options(option: str) -> None:
         make_config({"from": "bundled", option: value})
 
 
-@pytest.mark.parametrize("option", ["rehearsal", "freeze"])
+@pytest.mark.parametrize("option", ["rehearsal", "freeze", "blend"])
 def test_tuning_options_need_from(option: str) -> None:
     with pytest.raises(ConfigError, match=f"--{option} .*--from"):
         make_config({option: 1 if option == "freeze" else 0.5})
+    make_config({option: "1" if option == "blend" else "0"})  # the value that turns it off
 
 
 def test_parent_gives_the_architecture(parent: Path) -> None:
@@ -128,6 +129,18 @@ def test_freeze_keeps_the_first_layers(parent, user_letters, tmp_path) -> None:
     model = build_model(make_config({"hidden": "16"}), 26)
     with pytest.raises(ConfigError, match="--freeze 2 would keep every layer fixed"):
         trainable_parameters(model, 2)
+
+
+def test_blend_mixes_tuned_and_parent_weights(parent, user_letters, tmp_path) -> None:
+    _tune(parent, user_letters, tmp_path / "tuned.pth", blend=1, lr=0.01)
+    result = _tune(parent, user_letters, tmp_path / "half.pth", blend=0.5, lr=0.01)
+    tuned = load_checkpoint(tmp_path / "tuned.pth")["state_dict"]
+    half = load_checkpoint(tmp_path / "half.pth")
+    for name, start in load_checkpoint(parent)["state_dict"].items():
+        assert torch.allclose(half["state_dict"][name], (tuned[name] + start) / 2, atol=1e-6)
+    data = load_tuning_splits(user_letters, (16, 16))
+    measured = evaluate(result.model, data["validation"].images, data["validation"].labels)
+    assert half["metrics"]["best_val_accuracy"] == measured["accuracy"]
 
 
 def test_rehearsal_adds_drawn_images_to_every_batch() -> None:
