@@ -34,14 +34,15 @@ KEEP_EPOCHS = ("best", "last")
 # Options that describe the network: with --from they come from the parent checkpoint.
 ARCHITECTURE_FIELDS = ("norm_size", "arch", "hidden", "layers", "conv", "channels", "bias", "act",
                        "init")
-# What --from changes when the user sets none of these: a gentle, short run that keeps the last
-# epoch (no best-epoch choice on a handful of validation images), on augmented user letters
-# mixed with built-in ones. Chosen by measurement: docs/finetune.md.
+# What --from changes when the user sets none of these: a short run at a moderate rate that
+# trains the last two layers with weights, on augmented user letters mixed half and half with
+# built-in ones, keeps the last epoch (no best-epoch choice on a handful of validation images)
+# and blends 80% tuned with 20% of the parent's weights. Chosen by measurement: docs/finetune.md.
 TUNING_DEFAULTS: dict[str, Any] = {
-    "lr": 3e-4, "epochs": 10, "lr_schedule": "cosine", "augment": True, "freeze": 0,
-    "rehearsal": 0.5, "keep_epoch": "last",
+    "lr": 1e-3, "epochs": 30, "lr_schedule": "cosine", "augment": True, "train_layers": 2,
+    "rehearsal": 0.5, "blend": 0.8, "keep_epoch": "last",
 }
-TUNING_ONLY = {"rehearsal": 0.0, "freeze": 0, "blend": 1.0}  # options that need --from (off)
+TUNING_ONLY = {"rehearsal": 0.0, "train_layers": 0, "blend": 1.0}  # options that need --from (off)
 ALIASES = {"from": "from_model"}  # `from` is a Python keyword, so the field has a longer name
 
 
@@ -74,7 +75,7 @@ class TrainConfig:
     out: str = "saved_models/recognition.pth"
     from_model: str | None = None  # --from: a checkpoint path or "bundled" to start from
     rehearsal: float = 0.0  # share of each batch that is built-in letters (with --from)
-    freeze: int = 0  # leading weighted layers that keep their weights (with --from)
+    train_layers: int = 0  # with --from: only the last N layers with weights train (0: all)
     keep_epoch: str = "best"  # which epoch's weights are saved: best validation, or last
     blend: float = 1.0  # with --from: saved weights = blend * tuned + (1 - blend) * parent's
 
@@ -297,7 +298,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "out": _text("out"),
     "from_model": _optional_text("from"),
     "rehearsal": _float("rehearsal", low=0.0, high=0.95),
-    "freeze": _int("freeze", minimum=0, maximum=MAX_LAYERS),
+    "train_layers": _int("train-layers", minimum=0, maximum=MAX_LAYERS),
     "keep_epoch": _choice("keep-epoch", KEEP_EPOCHS),
     "blend": _float("blend", positive=True, high=1.0),
 }
@@ -388,8 +389,9 @@ def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
         tuning_only = [name for name, off in TUNING_ONLY.items()
                        if name in merged and PARSERS[name](merged[name]) != off]
         if tuning_only:
-            raise ConfigError(f"--{tuning_only[0]} is for fine-tuning a trained model; give "
-                              f"--from MODEL (a checkpoint or 'bundled') too")
+            flag = "--" + tuning_only[0].replace("_", "-")
+            raise ConfigError(f"{flag} is for fine-tuning a trained model; give --from MODEL "
+                              f"(a checkpoint or 'bundled') too")
     return _build(merged)
 
 

@@ -302,14 +302,14 @@ def _blend_with_parent(result: TrainResult, parent: Parent, share: float,
 def build_training(config: TrainConfig, parent: Parent | None = None
                    ) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The seeded network on its device (with `parent`'s weights if given, its first
-    `config.freeze` weighted layers fixed), and the optimizer of the others."""
+    weighted layers but the last `config.train_layers` fixed), and the optimizer of the others."""
     check_channels(config)
     set_seed(config.seed)
     model = build_model(config, len(CLASSES))
     if parent is not None:
         load_parent_weights(model, parent)
     model = model.to(resolve_device(config.device))
-    return model, make_optimizer(config, trainable_parameters(model, config.freeze))
+    return model, make_optimizer(config, trainable_parameters(model, config.train_layers))
 
 
 def user_batch_size(config: TrainConfig, n_train: int) -> int:

@@ -21,7 +21,7 @@ from torch import nn
 from charrec import CLASSES
 from charrec.checkpoint import checkpoint_config, load_checkpoint
 from charrec.config import ARCHITECTURE_FIELDS, TrainConfig, replace
-from charrec.errors import CheckpointError, ConfigError
+from charrec.errors import CheckpointError
 from charrec.models.resolve import BUNDLED, bundled_path
 
 REHEARSAL_PER_LETTER = 40  # built-in letters rendered per class for rehearsal (docs/finetune.md)
@@ -102,15 +102,15 @@ def weighted_layers(model: nn.Module) -> list[nn.Module]:
             if any(True for _ in module.parameters(recurse=False))]
 
 
-def trainable_parameters(model: nn.Module, freeze: int) -> list[nn.Parameter]:
-    """Keep the first `freeze` weighted layers fixed (no gradient) -> the parameters to train."""
+def trainable_parameters(model: nn.Module, train_layers: int) -> list[nn.Parameter]:
+    """Train only the last `train_layers` weighted layers (0: all); the earlier ones keep their
+    weights (no gradient) -> the parameters to train. Counting from the output keeps the
+    meaning the same for any depth: the classifier and the layer before it, say."""
     layers = weighted_layers(model)
-    if freeze >= len(layers):
-        raise ConfigError(f"--freeze {freeze} would keep every layer fixed: the model has "
-                          f"{len(layers)} layers with weights; use at most {len(layers) - 1}")
+    first_trained = max(0, len(layers) - train_layers) if train_layers else 0
     for index, layer in enumerate(layers):
         for parameter in layer.parameters(recurse=False):
-            parameter.requires_grad_(index >= freeze)
+            parameter.requires_grad_(index >= first_trained)
     return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 

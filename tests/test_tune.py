@@ -72,10 +72,11 @@ def test_from_refuses_architecture_options(option: str) -> None:
         make_config({"from": "bundled", option: value})
 
 
-@pytest.mark.parametrize("option", ["rehearsal", "freeze", "blend"])
+@pytest.mark.parametrize("option", ["rehearsal", "train_layers", "blend"])
 def test_tuning_options_need_from(option: str) -> None:
-    with pytest.raises(ConfigError, match=f"--{option} .*--from"):
-        make_config({option: 1 if option == "freeze" else 0.5})
+    flag = option.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"--{flag} .*--from"):
+        make_config({option: 1 if option == "train_layers" else 0.5})
     make_config({option: "1" if option == "blend" else "0"})  # the value that turns it off
 
 
@@ -120,15 +121,15 @@ def test_small_partial_data_trains_and_keeps_26_classes(parent, user_letters, tm
     assert result.model(data["validation"].images).shape == (20, len(CLASSES))
 
 
-def test_freeze_keeps_the_first_layers(parent, user_letters, tmp_path) -> None:
-    _tune(parent, user_letters, tmp_path / "t.pth", freeze=1, lr=0.05)
+def test_train_layers_keeps_the_earlier_layers(parent, user_letters, tmp_path) -> None:
+    _tune(parent, user_letters, tmp_path / "t.pth", train_layers=1, lr=0.05)
     before, after = load_checkpoint(parent)["state_dict"], load_checkpoint(
         tmp_path / "t.pth")["state_dict"]
     assert torch.equal(before["layers.0.weight"], after["layers.0.weight"])
     assert not torch.equal(before["layers.2.weight"], after["layers.2.weight"])
     model = build_model(make_config({"hidden": "16"}), 26)
-    with pytest.raises(ConfigError, match="--freeze 2 would keep every layer fixed"):
-        trainable_parameters(model, 2)
+    for train_layers in (0, 2, 5):  # all of its two layers train
+        assert len(trainable_parameters(model, train_layers)) == 4
 
 
 def test_blend_mixes_tuned_and_parent_weights(parent, user_letters, tmp_path) -> None:

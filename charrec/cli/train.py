@@ -40,9 +40,9 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. [default: auto]", show_default=False)] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random affine/elastic jitter of training batches. [default: on for the built-in letters]", show_default=False)] = None,
     out: Annotated[str | None, typer.Option(help="Where to save the best checkpoint. [default: saved_models/recognition.pth]", show_default=False)] = None,
-    from_model: Annotated[str | None, typer.Option("--from", metavar="PATH|bundled", help="Fine-tune this model (a checkpoint, or 'bundled') on --data-dir's letters: its network and weights are the start, architecture options cannot change. Defaults then: lr 0.0003, 10 epochs, augmentation on, rehearsal 0.5, the last epoch kept.", show_default=False)] = None,
+    from_model: Annotated[str | None, typer.Option("--from", metavar="PATH|bundled", help="Fine-tune this model (a checkpoint, or 'bundled') on --data-dir's letters: its network and weights are the start, architecture options cannot change. Defaults then: --lr 0.001, --epochs 30, --augment, --train-layers 2, --rehearsal 0.5, --blend 0.8, and the last epoch is kept.", show_default=False)] = None,
     rehearsal: Annotated[float | None, typer.Option(help="With --from: share of each batch that is built-in letters, so the model keeps reading what your letters do not show (0 turns it off). [default: 0.5]", show_default=False)] = None,
-    freeze: Annotated[int | None, typer.Option(help="With --from: how many of the first layers with weights keep them. [default: 0]", show_default=False)] = None,
+    train_layers: Annotated[int | None, typer.Option(help="With --from: train only the last N layers with weights, the others keep theirs (0: all train). [default: 2]", show_default=False)] = None,
     blend: Annotated[float | None, typer.Option(help="With --from: share of the tuned weights in the saved model, the rest being the starting model's (1 keeps the tuned ones only). [default: 0.8]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run from its checkpoint (only --epochs, --out and --device may change).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
@@ -63,7 +63,7 @@ def train_command(
         "weight_decay": weight_decay, "batch_size": batch_size, "epochs": epochs,
         "val_interval": val_interval, "seed": seed, "device": device, "augment": augment,
         "out": out, "loss": loss, "arch": arch, "conv": conv, "bias": bias,
-        "from_model": from_model, "rehearsal": rehearsal, "freeze": freeze, "blend": blend,
+        "from_model": from_model, "rehearsal": rehearsal, "train_layers": train_layers, "blend": blend,
     }
     if resume is not None:
         config, state = resume_run(resume, flags, config_file)
