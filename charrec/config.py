@@ -34,12 +34,12 @@ KEEP_EPOCHS = ("best", "last")
 # Options that describe the network: with --from they come from the parent checkpoint.
 ARCHITECTURE_FIELDS = ("norm_size", "arch", "hidden", "layers", "conv", "channels", "bias", "act",
                        "init")
-# What --from changes when the user sets none of these: a short run at a moderate rate that
-# trains the last two layers with weights, on augmented user letters mixed half and half with
-# built-in ones, keeps the last epoch (no best-epoch choice on a handful of validation images)
-# and blends 80% tuned with 20% of the parent's weights. Chosen by measurement: docs/finetune.md.
+# What --from changes when the user sets none of these: a short run at a moderate rate on
+# augmented user letters mixed half and half with built-in ones, which keeps the last epoch
+# (no best-epoch choice on a handful of validation images) and blends 80% tuned with 20% of
+# the parent's weights. Chosen by measurement: docs/finetune.md.
 TUNING_DEFAULTS: dict[str, Any] = {
-    "lr": 1e-3, "epochs": 30, "lr_schedule": "cosine", "augment": True, "train_layers": 2,
+    "lr": 1e-3, "epochs": 30, "lr_schedule": "cosine", "augment": True, "train_layers": 0,
     "rehearsal": 0.5, "blend": 0.8, "keep_epoch": "last",
 }
 TUNING_ONLY = {"rehearsal": 0.0, "train_layers": 0, "blend": 1.0}  # options that need --from (off)

@@ -122,7 +122,7 @@ def test_small_partial_data_trains_and_keeps_26_classes(parent, user_letters, tm
 
 
 def test_train_layers_keeps_the_earlier_layers(parent, user_letters, tmp_path) -> None:
-    _tune(parent, user_letters, tmp_path / "t.pth", train_layers=1, lr=0.05)
+    _tune(parent, user_letters, tmp_path / "t.pth", train_layers=1, lr=0.05, blend=1)
     before, after = load_checkpoint(parent)["state_dict"], load_checkpoint(
         tmp_path / "t.pth")["state_dict"]
     assert torch.equal(before["layers.0.weight"], after["layers.0.weight"])
