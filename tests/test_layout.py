@@ -29,6 +29,8 @@ FORBIDDEN = {
     "charrec.checkpoint": ("charrec.train", "charrec.sweep", "charrec.cli", "charrec.report",
                            "charrec.measure"),
     "charrec.train": ("charrec.sweep", "charrec.cli", "charrec.report", "charrec.measure"),
+    "charrec.tune": ("charrec.train", "charrec.sweep", "charrec.cli", "charrec.report",
+                     "charrec.measure"),
     "charrec.measure": ("charrec.sweep", "charrec.cli", "charrec.report"),
     "charrec.report": ("charrec.sweep", "charrec.cli", "charrec.train"),
     "charrec.sweep": ("charrec.cli",),
