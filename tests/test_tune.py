@@ -186,6 +186,17 @@ def test_cli_prints_the_gain_and_test_predict_show_the_parent(parent, user_lette
     assert "tuned from" in predicted.stderr
 
 
+def test_a_tuned_run_resumes(parent, user_letters, tmp_path) -> None:
+    out = tmp_path / "mine.pth"
+    first = invoke("train", "--from", parent, "--data-dir", user_letters, "--out", out,
+                   "--epochs", 2, "--rehearsal", 0, "--device", "cpu")
+    assert first.exit_code == 0, first.output
+    again = invoke("train", "--resume", out, "--epochs", 3)
+    assert again.exit_code == 0, again.output
+    saved = load_checkpoint(out)
+    assert saved["metrics"]["last_epoch"] == 3 and saved["parent"]["model"] == str(parent)
+
+
 def _bad(tmp_path: Path, *args: object, fragments: tuple[str, ...]) -> None:
     out = tmp_path / "kept.pth"
     out.write_bytes(b"the user's model")
