@@ -434,10 +434,13 @@ def optimizer_hint(config: TrainConfig) -> str | None:
 
 def resolve_augment(config: TrainConfig) -> TrainConfig:
     """`augment: auto` (None) means on for the built-in letters: a data folder whose
-    manifest.json was written by `charrec data synth`."""
+    manifest.json was written by `charrec data synth`, or one that holds nothing yet (training
+    renders them there; a dry run renders its batch in memory)."""
     if config.augment is not None:
         return config
-    return replace(config, augment=(Path(config.data_dir) / "manifest.json").is_file())
+    data_dir = Path(config.data_dir)
+    unmade = not (data_dir.is_dir() and any(data_dir.iterdir()))
+    return replace(config, augment=unmade or (data_dir / "manifest.json").is_file())
 
 # ---------------------------------------------------------------- YAML files
 

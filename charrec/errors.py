@@ -34,3 +34,8 @@ class CheckpointError(CharrecError):
 
 class TrainingDiverged(CharrecError):
     """The training loss became NaN or infinite."""
+
+
+class ClusterError(CharrecError):
+    """Ray is missing, a cluster cannot be reached or refuses charrec, or a node cannot run the
+    trials."""

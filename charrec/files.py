@@ -29,35 +29,44 @@ def _umask() -> int:
     return mask
 
 
+# SIGTERM and SIGHUP count as interruptions where the program turned them into one (the CLI
+# makes them act like Ctrl-C); with no Python handler they keep their default action
+LATE_INTERRUPTS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                        if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Hold back SIGINT (Ctrl-C) inside the block; deliver it to the previous handler after.
+    SIGTERM and SIGHUP are held back too where a Python handler is set for them.
 
     Only the main thread can set signal handlers, so elsewhere this does nothing (Python
-    delivers signals to the main thread anyway). The previous handler is always restored; an
+    delivers signals to the main thread anyway). The previous handlers are always restored; an
     interrupt that arrived inside is re-delivered once, after the block, whether the block
     finished or raised.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None or previous == signal.SIG_IGN:  # not set from Python, or ignored
-        yield
-        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *LATE_INTERRUPTS)}
+    held = [signum for signum, handler in previous.items()
+            if callable(handler) or (signum == signal.SIGINT and handler == signal.SIG_DFL)]
     received: list[tuple[int, object]] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append((signum, frame)))
+    for signum in held:
+        signal.signal(signum, lambda signum, frame: received.append((signum, frame)))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum in held:
+            signal.signal(signum, previous[signum])
         if received:
-            _deliver(previous, *received[0])
+            _deliver(previous[received[0][0]], *received[0])
 
 
 @contextlib.contextmanager
-def children_ignore_interrupt() -> Iterator[None]:
+def children_ignore_interrupt(signals: tuple[int, ...] = ()) -> Iterator[None]:
     """Worker processes started inside the block never see Ctrl-C; the parent still does.
+    `signals` are blocked in them too (e.g. SIGTERM, for workers that set their own handling).
 
     A terminal sends Ctrl-C to every process of the job, so a spawned worker that is still
     importing would print a KeyboardInterrupt traceback. SIGINT is blocked in this thread while
@@ -70,7 +79,7 @@ def children_ignore_interrupt() -> Iterator[None]:
             or threading.current_thread() is not threading.main_thread()):
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *signals})
     try:
         yield
     finally:

@@ -64,9 +64,9 @@ def test_images(config: TrainConfig, data_dir: str | Path | None, split: str,
     if data_dir is None and not stored.is_absolute() and not stored.exists():
         # older checkpoints stored the folder as typed, relative to where training ran
         raise DataError(f"no images to test on: give --data-dir DIR (a folder per letter A-Z, "
-                        f"or a dataset `charrec train` made). The model's own data, {stored}, "
-                        f"is not in this folder; `charrec data synth` renders the built-in "
-                        f"letters there")
+                        f"or the course layout). The model's own data, {stored}, is a path "
+                        f"relative to where it was trained and is not in this folder; "
+                        f"`charrec data synth` renders the built-in letters there")
     directory = Path(data_dir or config.data_dir).resolve()
     trained_here = directory == Path(config.data_dir).resolve()
     whole = detect_layout(directory) == "folders" and not trained_here

@@ -170,6 +170,7 @@ class TrainResult:
     interrupted: bool = False
     test_accuracy: float | None = None  # measured by `run` on the test split, if it has one
     checkpoint: Path | None = None  # where `run` saved the best epoch
+    config: TrainConfig | None = None  # the config `run` trained with (augment settled)
 
     @property
     def best_epoch(self) -> int:
@@ -230,13 +231,10 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     parent = load_parent(config.from_model) if config.from_model else None
     config = with_parent(config, parent)
     if dry_run:
-        return _dry_run(config, callbacks, parent)
+        return _dry_run(config, callbacks, strict, parent)
     # the checkpoint stores the data folder; absolute, `charrec test` finds it from anywhere
     config = replace(config, data_dir=str(Path(config.data_dir).absolute()))
-    if data is None:
-        config, data = prepare_data(config, callbacks, strict)
-    else:
-        config = resolve_augment(config)
+    config, data = prepare_data(config, callbacks, strict, data)
     check_sizes(config, len(data["train"]), len(data["validation"]))
     model, optimizer = build_training(config, parent)
     if callbacks.on_start:
@@ -270,6 +268,7 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     if parent is not None and config.blend < 1 and result.state.best_state \
             and not result.interrupted:
         _blend_with_parent(result, parent, config.blend, data["validation"])
+    result.config = config
     try:
         if not result.interrupted and "test" in data and len(data["test"]):
             result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,
@@ -330,28 +329,39 @@ def _rehearsal(config: TrainConfig, device: torch.device, n_train: int) -> Rehea
     return Rehearsal(images.to(device), labels.to(device), per_batch)
 
 
-def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
+def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False,
+                 data: dict[str, LetterData] | None = None
                  ) -> tuple[TrainConfig, dict[str, LetterData]]:
-    """Render the built-in letters if `config.data_dir` holds no dataset, settle `augment: auto`
-    and read every split (a dataset rendered just now comes from memory, not its files)."""
+    """The data step of training, sweep trials and dry runs alike: render the built-in letters
+    if `config.data_dir` holds no dataset, settle `augment: auto` and read every split (a
+    dataset rendered just now comes from memory, not its files). With `data` (decoded before,
+    e.g. once for all of a sweep's trials) only `augment` is settled."""
+    rendered = None if data is not None else _render_if_missing(config, callbacks)
+    config = resolve_augment(config)  # after rendering: its manifest marks the built-in letters
+    if data is None:
+        data_dir = Path(config.data_dir)
+        if callbacks.on_loading:
+            callbacks.on_loading(data_dir)
+        if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
+            data = rendered.splits(data_dir)  # just written: the pixels decoding would give
+        else:
+            data = load_data(config, strict)
+        if callbacks.on_data:
+            callbacks.on_data(data)
+    return config, data
+
+
+def _render_if_missing(config: TrainConfig, callbacks: Callbacks) -> Any:
+    """The built-in letters rendered at `config.data_dir` if it holds nothing, else None."""
     from charrec.data.synth import ensure_dataset
 
-    data_dir = Path(config.data_dir)
-    # --from tunes on the user's letters: the built-in ones are never rendered into the folder
-    rendered = None if config.from_model else ensure_dataset(
-        data_dir, on_start=callbacks.on_generate, progress=callbacks.on_render)
+    if config.from_model is not None:  # tuning reads the user's letters, never renders there
+        return None
+    rendered = ensure_dataset(Path(config.data_dir), on_start=callbacks.on_generate,
+                              progress=callbacks.on_render)
     if rendered is not None and callbacks.on_generated:
         callbacks.on_generated(rendered.manifest)
-    config = resolve_augment(config)
-    if callbacks.on_loading:
-        callbacks.on_loading(data_dir)
-    if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
-        data = rendered.splits(data_dir)  # just written: the same pixels as decoding the files
-    else:
-        data = load_data(config, strict)
-    if callbacks.on_data:
-        callbacks.on_data(data)
-    return config, data
+    return rendered
 
 
 def load_data(config: TrainConfig, strict: bool = False) -> dict[str, LetterData]:
@@ -391,38 +401,31 @@ def check_channels(config: TrainConfig) -> None:
                           f"values are for `charrec summary`)")
 
 
-def _dry_run(config: TrainConfig, callbacks: Callbacks, parent: Parent | None = None
-             ) -> TrainResult:
-    """One batch forward and backward through everything `run` would build; writes nothing.
-    The batch comes from the dataset if there is one, else is rendered in memory."""
+def _dry_run(config: TrainConfig, callbacks: Callbacks, strict: bool,
+             parent: Parent | None = None) -> TrainResult:
+    """One training step (`train_epoch` on one batch) through everything `run` would build;
+    writes nothing. The batch comes from the dataset if there is one, else is rendered in
+    memory."""
     from charrec.data.loading import first_images
     from charrec.data.synth import render_batch
 
     data_dir = Path(config.data_dir)
-    has_data = data_dir.is_dir() and any(data_dir.iterdir())
-    if has_data:
-        config = resolve_augment(config)
+    if data_dir.is_dir() and any(data_dir.iterdir()):
         images, labels = first_images(data_dir, config.norm_size, config.batch_size, config.seed)
     else:
-        # the built-in letters would be rendered there, so `augment: auto` means on
-        config = config if config.augment is not None else replace(config, augment=True)
         images, labels = render_batch(config.batch_size, config.seed, config.norm_size)
+    config, _ = prepare_data(config, callbacks, strict,
+                             data={"train": LetterData(images, labels, [""] * len(labels))})
     model, optimizer = build_training(config, parent)
     device = next(model.parameters()).device
     if callbacks.on_start:
         callbacks.on_start(config, None)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    augment = augmenter(config)
-    batch = images.to(device) if augment is None else augment(images.to(device), generator)
-    optimizer.zero_grad(set_to_none=True)
-    logits, loss = logits_and_loss(model, batch, labels.to(device), config.loss)
-    loss.backward()
-    optimizer.step()
-    if not math.isfinite(loss.item()):
-        raise TrainingDiverged(f"the first batch gave loss {loss.item()} (lr={config.lr:g})")
-    metrics = EpochMetrics(0, loss.item(), (logits.argmax(1) == labels.to(device)).float()
-                           .mean().item())
-    state = TrainState(history=[metrics.to_dict()])
+    loss, accuracy = train_epoch(model, optimizer, config.loss, images.to(device),
+                                 labels.to(device), len(labels), _generators(config, device),
+                                 augmenter(config))
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"the first batch gave loss {loss} (lr={config.lr:g})")
+    state = TrainState(history=[EpochMetrics(0, loss, accuracy).to_dict()])
     return TrainResult(model=model, state=state)
 
 
@@ -445,8 +448,7 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     device = next(model.parameters()).device
     loss_fn = loss_function(config.loss)
     augment = augmenter(config)
-    generators = [torch.Generator(device="cpu").manual_seed(config.seed),
-                  torch.Generator(device=device).manual_seed(config.seed + 1)]
+    generators = _generators(config, device)
     state = resume or TrainState()
     if resume is not None:
         model.load_state_dict(resume.last_state)
@@ -491,6 +493,12 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     if state.best_state:
         model.load_state_dict(state.best_state)
     return TrainResult(model=model, state=state, interrupted=interrupted)
+
+
+def _generators(config: TrainConfig, device: torch.device) -> list[torch.Generator]:
+    """The seeded random generators of training: [shuffling (CPU), augmentation (device)]."""
+    return [torch.Generator(device="cpu").manual_seed(config.seed),
+            torch.Generator(device=device).manual_seed(config.seed + 1)]
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,

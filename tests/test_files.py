@@ -93,6 +93,31 @@ def test_deferred_interrupt_is_delivered_once_and_restores_the_handler():
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_sigterm_and_sighup_are_deferred_where_a_python_handler_takes_them(tmp_path):
+    """The CLI makes SIGTERM and SIGHUP act like Ctrl-C; a file being written is finished
+    first. Without a Python handler (the default action) they are left alone."""
+    calls: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: calls.append(signum))
+                for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        def write(handle) -> None:
+            handle.write(b"new")
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert calls == []
+            handle.write(b" file")
+
+        atomic_write(tmp_path / "out.bin", write)
+        assert calls == [signal.SIGTERM]  # the first one, once, after the file is in place
+        assert (tmp_path / "out.bin").read_bytes() == b"new file"
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    with deferred_interrupt():
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
 def test_deferred_interrupt_leaves_an_ignored_sigint_ignored():
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

@@ -56,6 +56,11 @@ def previous_model(letters, tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------- real processes
 
 
+def default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def launch(*args: object, cwd: Path | None = None) -> subprocess.Popen:
     """Start `charrec ARGS` in a new process group; return once its Python is running ours
     (an interrupt inside Python's own start-up, before any charrec code, is Python's)."""
@@ -63,9 +68,9 @@ def launch(*args: object, cwd: Path | None = None) -> subprocess.Popen:
         [sys.executable, "-c", LAUNCH, *map(str, args)], cwd=cwd, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         env={**os.environ, "COLUMNS": "200"},
-        # a background job of a non-interactive shell starts with SIGINT ignored; a terminal
-        # does not: give the child the default disposition
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # a background job of a non-interactive shell starts with SIGINT ignored (and nohup
+        # ignores SIGHUP); a terminal does not: give the child the default dispositions
+        preexec_fn=default_signals)
     assert process.stdout.readline() == "charrec-started\n"
     return process
 
@@ -294,6 +299,70 @@ def test_ctrl_c_at_a_random_instant_of_a_sweep_with_two_workers(tmp_path, letter
 @pytest.mark.skipif(not PROC_CHILDREN, reason="reads the workers' signal state in /proc")
 def test_ctrl_c_at_many_random_instants_of_a_sweep_with_two_workers(tmp_path, letters):
     interrupt_sweep(tmp_path, letters, instants(6, 6))
+
+
+# ---------------------------------------------------------------------- SIGTERM and SIGHUP
+
+
+def wait_for_line(process: subprocess.Popen, start: str) -> str:
+    """The child's output up to and including its first line that starts with `start`."""
+    seen = ""
+    for line in process.stdout:
+        seen += line
+        if line.startswith(start):
+            return seen
+    raise AssertionError(f"no line starting with {start!r}: {seen}")
+
+
+@pytest.mark.parametrize(("name", "to_group", "jobs"), [
+    ("SIGTERM", True, "2"),  # a batch scheduler: to every process of the job, workers included
+    ("SIGHUP", False, "1"),  # to the sweep alone, trials in its own process
+])
+def test_sigterm_and_sighup_stop_a_sweep_like_ctrl_c(tmp_path, letters, name, to_group, jobs):
+    signum = getattr(signal, name)
+    sweep, run = tmp_path / "tiny.yaml", tmp_path / "run"
+    sweep.write_text(textwrap.dedent(f"""\
+        name: tiny
+        base:
+          data_dir: {letters}
+          norm-size: 16,16
+          hidden: 8
+          epochs: 2
+          batch_size: 16
+        grid:
+          lr: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08]
+        """))
+    process = launch("sweep", sweep, "--jobs", jobs, "--out-dir", run)
+    seen = wait_for_line(process, "t0")  # a trial has finished: its row is kept
+    (os.killpg if to_group else os.kill)(process.pid, signum)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signum, (seen + stdout, stderr)
+    assert "Traceback" not in stdout + stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: interrupted by {name};"), stderr
+    assert lines[0].endswith(f"Continue with: charrec sweep --resume {run}"), stderr
+    assert_group_gone(process)
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert rows and all(row["status"] == "ok" and row["history"] for row in rows)
+    assert len(rows) < 8, "the sweep finished before the signal: make it longer"
+    assert not [path.name for path in run.iterdir() if path.name.startswith(".")]
+
+    result = invoke("sweep", "--resume", run, "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert sorted(row["index"] for row in rows) == list(range(8))
+
+
+def test_sigterm_stops_charrec_train_like_ctrl_c(letters, tmp_path):
+    out = tmp_path / "recognition.pth"
+    process = launch("train", "--data-dir", letters, "--hidden", "512,512", "--epochs", "50",
+                     "--batch-size", "16", "--out", out)
+    seen = wait_for_line(process, "epoch ")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, (seen + stdout, stderr)
+    assert stderr.startswith("Error: interrupted by SIGTERM; saved the best model so far")
+    assert load_checkpoint(out)["metrics"]["interrupted"] is True
 
 
 # ------------------------------------------------------------- many instants, in one process

@@ -1,11 +1,14 @@
 """Pieces every CLI module shares: the `--debug` switch and turning user errors into one line.
 
 A command decorated with `@friendly_errors` prints a `CharrecError` as one red line on stderr and
-exits with its code (2 for usage errors, 1 otherwise; Ctrl-C exits 130), unless `--debug` was
-given (before or after the command name), in
-which case the full traceback is shown. A reader that closes our output early (`| head -1`) is
-not an error: the rest of the output is dropped and the exit is quiet. `run_app` is the
-process's entry: it also covers Ctrl-C outside any command (option parsing, shutdown).
+exits with its code (2 for usage errors, 1 otherwise; an interruption exits 128 + the signal:
+Ctrl-C 130, SIGTERM 143, SIGHUP 129), unless `--debug` was given (before or after the command
+name), in which case the full traceback is shown. SIGTERM and SIGHUP (how batch schedulers and a
+closed terminal stop a job) act like Ctrl-C: `run_app` makes them raise KeyboardInterrupt, so
+every command stops through the same code, keeps what it finished and says what was
+interrupted. A reader that closes our output early (`| head -1`) is not an error: the rest of
+the output is dropped and the exit is quiet. `run_app` is the process's entry: it also covers
+Ctrl-C outside any command (option parsing, shutdown).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from charrec.errors import CharrecError
 from charrec.report import console, error_console
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM and SIGHUP give 143 and 129
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))  # act like Ctrl-C (not on Windows)
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")]
 
@@ -63,6 +68,7 @@ class _State:
     reported = False  # an error line was printed
     dropped_interrupt = False  # a Ctrl-C landed in a finaliser, where Python drops it
     interrupted = False  # a Ctrl-C arrived (run_app's SIGINT handler saw it)
+    signal: int | None = None  # the signal that interrupted: SIGINT, SIGTERM or SIGHUP
 
 
 state = _State()
@@ -78,6 +84,19 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
+def interrupt_code() -> int:
+    """The exit code of an interruption: 128 + the signal (130 for Ctrl-C)."""
+    return 128 + (state.signal or signal.SIGINT)
+
+
+def interrupted(detail: str = "") -> typer.Exit:
+    """fail() for an interruption: "interrupted by Ctrl-C" (or SIGTERM, SIGHUP) + `detail`,
+    e.g. "; saved ...", with the exit code `interrupt_code()`."""
+    name = "Ctrl-C" if state.signal in (None, signal.SIGINT) else \
+        signal.Signals(state.signal).name
+    return fail(f"interrupted by {name}{detail}", interrupt_code())
+
+
 def friendly_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -91,7 +110,7 @@ def friendly_errors(command: F) -> F:
         except KeyboardInterrupt:
             if debug:
                 raise
-            raise fail("interrupted by Ctrl-C", EXIT_INTERRUPTED) from None
+            raise interrupted() from None
         except BrokenPipeError:
             _drop_stdout()
             raise typer.Exit(0) from None
@@ -103,7 +122,7 @@ def friendly_errors(command: F) -> F:
             # A Ctrl-C inside a C extension's import (matplotlib's Agg backend, say) surfaces
             # as an ImportError("initialization failed") rather than KeyboardInterrupt
             if (state.dropped_interrupt or state.interrupted) and not debug:
-                raise fail("interrupted by Ctrl-C", EXIT_INTERRUPTED) from None
+                raise interrupted() from None
             raise
 
     return wrapper  # type: ignore[return-value]
@@ -123,16 +142,21 @@ def run_app(app: Callable[[], Any]) -> None:
     """Run the Typer app as the process's main program and exit with its code.
 
     Ctrl-C outside a command (Typer turns it into a silent exit 130) still gets its one line,
-    and so does one that Python dropped inside a finaliser; once the app has returned, further
-    Ctrl-Cs are ignored (we are exiting anyway) so nothing prints a traceback during shutdown;
-    a closed stdout at the final flush is not an error.
+    and so does one that Python dropped inside a finaliser; SIGTERM and SIGHUP (unless they are
+    ignored, as under nohup) act like Ctrl-C; once the app has returned, further interruptions
+    are ignored (we are exiting anyway) so nothing prints a traceback during shutdown; a closed
+    stdout at the final flush is not an error.
     """
     code: Any = 0
     previous_hook = sys.unraisablehook
     sys.unraisablehook = functools.partial(_note_dropped_interrupt, previous_hook)
     state.dropped_interrupt = state.interrupted = False
+    state.signal = None
+    caught = [signum for signum in STOP_SIGNALS if signal.getsignal(signum) == signal.SIG_DFL]
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _note_interrupt)
+        caught.append(signal.SIGINT)
+    for signum in caught:
+        signal.signal(signum, _note_interrupt)
     try:
         try:
             app()
@@ -142,14 +166,17 @@ def run_app(app: Callable[[], Any]) -> None:
             code = EXIT_INTERRUPTED
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in {signal.SIGINT, *caught}:
+        signal.signal(signum, signal.SIG_IGN)
     sys.unraisablehook = previous_hook
     if code in (0, None) and state.dropped_interrupt:
         code = EXIT_INTERRUPTED
     if code == EXIT_ERROR and console.made and console.quiet and not state.reported:
         code = 0  # rich met a closed stdout: it silenced itself and exited 1; not an error
-    if code == EXIT_INTERRUPTED and not state.reported:
-        fail("interrupted by Ctrl-C", EXIT_INTERRUPTED)
+    if code == EXIT_INTERRUPTED:  # Typer's own, or ours above: say which signal it was
+        code = interrupt_code()
+    if code == interrupt_code() and not state.reported:
+        interrupted()
     try:
         sys.stdout.flush()
     except BrokenPipeError:
@@ -158,9 +185,12 @@ def run_app(app: Callable[[], Any]) -> None:
 
 
 def _note_interrupt(signum: int, frame: Any) -> None:
-    """Python's own Ctrl-C handler, remembering that it ran: whatever error the interrupted code
-    then raises (a failed C-extension import, say) is reported as the interruption."""
+    """Python's own Ctrl-C handler (for SIGTERM and SIGHUP too), remembering that it ran and
+    which signal it was: whatever error the interrupted code then raises (a failed C-extension
+    import, say) is reported as the interruption, and the exit code says which."""
     state.interrupted = True
+    if state.signal is None:
+        state.signal = signum
     signal.default_int_handler(signum, frame)
 
 

@@ -203,12 +203,15 @@ def predict_command(
                                         f" predictions", n=sheet_n)
         if not json_output:
             plain_line(f"Contact sheet: {drawn.path}")
-    report_unreadable(failures, len(paths), strict or not results)
+    named = [f"{path}: " for path in given if not path.is_dir()]
+    named_failed = any(message.startswith(prefix) for message in failures for prefix in named)
+    report_unreadable(failures, len(paths), strict or named_failed or not results)
 
 
 def report_unreadable(failures: list[str], total: int, as_error: bool) -> None:
-    """One stderr line per image that could not be read: warnings when the others were
-    answered, else (or with --strict) errors ending in exit 1."""
+    """One stderr line per image that could not be read: warnings for images found in a folder
+    when the others were answered; errors ending in exit 1 with --strict, when nothing was
+    answered, or when a file named on the command line could not be read."""
     if not failures:
         return
     if not as_error:

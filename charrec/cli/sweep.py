@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, fail, friendly_errors
+from charrec.cli.common import Command, Debug, fail, friendly_errors, interrupted
 from charrec.errors import ConfigError
 from charrec.report import console
 
@@ -41,8 +42,8 @@ def parse_set_options(pairs: list[str] | None) -> dict[str, Any]:
 def sweep_command(
     config_file: Annotated[str | None, typer.Argument(metavar="STUDY|FILE", help="A built-in study by name (see --list), or a sweep YAML file. Optional with --resume.", show_default=False)] = None,
     list_studies: Annotated[bool, typer.Option("--list", help="List the built-in studies (name, trials, what they vary) and exit.")] = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Trials run at once in worker processes (1: one after another in this process).")] = 1,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. [default: cores // jobs]", show_default=False)] = None,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Trials run at once, each in a worker process (1: one after another in this process). [default: one per core, at most one per trial]", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads per trial. [default: 1 when several trials run at once; every core with --jobs 1]", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option(help="Run folder. [default: runs/<name>-<timestamp>]", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder: only unfinished trials run; refused if the sweep changed.")] = None,
     keep: Annotated[str, typer.Option(help="Trial checkpoints to keep: all, best (only the best trial's) or none.")] = "all",
@@ -95,8 +96,11 @@ def sweep_command(
         console.print(f"Sweep {spec.name}: {n_points} point(s) × {spec.repeats} repeat(s) = "
                       f"{len(trials)} trials. Nothing was run (--dry-run).", soft_wrap=True)
         return
-    for directory in dict.fromkeys(trial.config["data_dir"] for trial in trials):
-        ensure_data(Path(directory))
+    ensure_data(trials, strict)
+    if jobs is None:
+        from charrec.sweep.executors import default_jobs
+
+        jobs = default_jobs(len(trials), threads)
     with _executor(executor_name, address, jobs, threads) as executor:
         folder = (RunFolder.reopen(resume, trials) if resume is not None else
                   RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
@@ -139,36 +143,32 @@ def _executor(name: str, address: str | None, jobs: int,
     return contextlib.nullcontext(make_executor(jobs, threads))
 
 
-def ensure_data(data_dir: Path) -> None:
-    """Render the built-in letters at `data_dir` (with a progress bar) if it holds no dataset."""
-    from rich.progress import Progress
+def ensure_data(trials: list, strict: bool) -> None:
+    """Render the built-in letters where a trial's data folder holds nothing yet, before any
+    worker starts: `charrec train`'s data step, with its progress display. The letters stay in
+    memory for the trials (or the file the workers share)."""
+    from charrec.cli.train import progress_display, training_callbacks
+    from charrec.data.synth import holds_anything
+    from charrec.sweep.spec import trial_config
+    from charrec.sweep.trial import trial_data
 
-    from charrec.data.synth import ensure_dataset, holds_anything
-
-    if holds_anything(data_dir):
-        return
-    with Progress(console=console.rich, transient=True) as progress:
-        task = progress.add_task("rendering letters", total=None)
-        rendered = ensure_dataset(
-            data_dir, on_start=lambda path: progress.console.print(
-                f"No dataset at {path}: generating the built-in synthetic letters there."),
-            progress=lambda done, total: progress.update(task, completed=done, total=total))
-    if rendered is not None:
-        console.print(f"Generated {sum(rendered.manifest['counts'].values())} images at "
-                      f"{data_dir}.")
+    for trial in trials:
+        config = trial_config(trial)
+        if not holds_anything(Path(config.data_dir)):
+            with progress_display() as progress:
+                trial_data(config, strict, callbacks=training_callbacks(progress, config, None))
 
 
 def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: str,
                     strict: bool) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
+    from charrec.sweep.report import (
+        nodes_line,
+        print_results,
+        progress_info,
+        progress_line,
+        trial_line,
+        write_plots,
     )
-
-    from charrec.sweep.report import print_results, progress_info, trial_line, write_plots
     from charrec.sweep.results import best_point, summarise
     from charrec.sweep.runner import run_sweep
 
@@ -176,29 +176,37 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
     console.print(f"Sweep {spec.name}: {len(trials)} trials, {executor.jobs} at a time "
                   f"({executor.threads} torch thread(s) each){where}. Run folder: {folder.path}",
                   soft_wrap=True)
-    columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))
-    with Progress(*columns, console=console.rich) as progress:
-        task = progress.add_task("trials", total=len(trials), info="starting")
+    # a live bar on a terminal; elsewhere (a log file, a batch job) one line per trial
+    with _progress() as progress:
+        live = progress is not None
+        task = progress.add_task("trials", total=len(trials), info="starting",
+                                 finish_at=None) if live else None
 
         def on_progress(status: Any) -> None:
             if status.last is not None:
-                progress.console.print(trial_line(status.last), soft_wrap=True)
+                console.print(trial_line(status.last) if live else progress_line(status),
+                              soft_wrap=True)
             elif status.skipped:
-                progress.console.print(f"Resuming: {status.skipped} of {status.total} trials "
-                                       f"already finished; running the rest.")
-            progress.update(task, completed=status.done, info=progress_info(status))
+                console.print(f"Resuming: {status.skipped} of {status.total} trials already "
+                              f"finished; running the rest.")
+            if live:
+                eta = status.eta_seconds()
+                progress.update(task, completed=status.done, info=progress_info(status),
+                                finish_at=None if eta is None else time.monotonic() + eta)
 
         try:
             status = run_sweep(folder, spec, trials, executor, keep=keep, strict=strict,
                                on_progress=on_progress)
         except KeyboardInterrupt:
-            progress.stop()
-            raise fail(f"interrupted; finished trials are saved in {folder.path}. Continue "
-                       f"with: charrec sweep --resume {folder.path}", 130) from None
+            if live:
+                progress.stop()
+            raise interrupted(f"; finished trials are saved in {folder.path}. Continue with: "
+                              f"charrec sweep --resume {folder.path}") from None
     summaries = summarise(trials, status.rows)
     best = best_point(summaries)
     print_results(spec, summaries, best)
+    if nodes := nodes_line(status.rows[status.skipped:]):
+        console.print(nodes, soft_wrap=True)
     plots = write_plots(folder.path, spec, summaries)
     if best is None:
         raise fail(f"every trial failed; see {folder.path / 'results.jsonl'}")
@@ -207,6 +215,34 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
                   f"plots: {', '.join(str(path) for path in plots)}", soft_wrap=True)
     console.print(f"Train the best config: charrec train --config {folder.path / 'best.yaml'}",
                   soft_wrap=True)
+
+
+def _progress() -> Any:
+    """The sweep's rich Progress on a terminal; None (as a context) elsewhere."""
+    if not console.is_terminal:
+        return contextlib.nullcontext()
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
+
+    from charrec.sweep.report import eta_text
+
+    class CountdownColumn(ProgressColumn):
+        """The ETA, counting down between trials (`finish_at`: a time.monotonic() instant)."""
+
+        def render(self, task: Any) -> Text:
+            finish_at = task.fields.get("finish_at")
+            return Text(eta_text(None if finish_at is None else finish_at - time.monotonic()))
+
+    columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               CountdownColumn(), TextColumn("{task.fields[info]}"))
+    return Progress(*columns, console=console.rich)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, fail, friendly_errors, import_torch
+from charrec.cli.common import Command, Debug, friendly_errors, import_torch, interrupted
 from charrec.report import console, epoch_line, escape, percent
 
 
@@ -134,7 +134,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
     line per validation; then the curves PNG and one summary line."""
     from charrec.train import run
 
-    with _progress() as progress:
+    with progress_display() as progress:
         callbacks = training_callbacks(progress, config, resume)
         result = run(config, callbacks, strict=strict, resume=resume, dry_run=dry_run)
     if dry_run:
@@ -144,19 +144,18 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
         return result
     out = result.checkpoint
     if not result.state.best_state or out is None or not out.is_file():
-        raise fail("interrupted by Ctrl-C before the first epoch finished; nothing saved", 130)
+        raise interrupted(" before the first epoch finished; nothing saved")
     saved = (f"saved the best model so far (epoch {result.best_epoch}, val acc "
              f"{percent(result.best_val_accuracy)}) to {out}")
     if result.interrupted:
-        raise fail(f"interrupted by Ctrl-C; {saved}", 130)
-    from charrec.config import resolve_augment
+        raise interrupted(f"; {saved}")
     from charrec.report import options_summary, plot_training_curves
 
     try:
         curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                      title=f"{out.name}: {options_summary(resolve_augment(config))}")
+                                      title=f"{out.name}: {options_summary(result.config or config)}")
     except KeyboardInterrupt:
-        raise fail(f"interrupted by Ctrl-C while drawing the curves; {saved}", 130) from None
+        raise interrupted(f" while drawing the curves; {saved}") from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
     if config.from_model is not None:
         _print_gain(result, config)
@@ -204,7 +203,7 @@ class _LinesOnly:
         return None
 
 
-def _progress() -> Any:
+def progress_display() -> Any:
     """A transient rich Progress (rendering, decoding, epochs) on a terminal; lines only
     elsewhere."""
     if not console.is_terminal:

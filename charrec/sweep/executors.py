@@ -2,13 +2,15 @@
 
 An `Executor` calls a picklable function on every item, up to `jobs` at a time, and yields the
 results as they finish. The sweep knows nothing else about it, so a back-end for a cluster
-engine slots in behind the same interface: `charrec.sweep.ray_executor` (the only module that
-imports ray) wraps `fn` in a Ray task and yields from `ray.wait`; config parsing, result
-collection and reporting stay as they are.
+engine slots in behind the same interface: `charrec.sweep.ray_executor` (with `ray_auth`, the
+only modules that import ray) wraps `fn` in a Ray task and yields from `ray.wait`; config
+parsing, result collection and reporting stay as they are.
 
 Local back-ends: `InlineExecutor` (one trial at a time in this process) and
-`LocalPoolExecutor` (`jobs` spawned worker processes). Each sets
-`torch.set_num_threads(max(1, cores // jobs))` so parallel trials do not fight over cores.
+`LocalPoolExecutor` (`jobs` spawned worker processes). By default a sweep runs one trial per
+core (`default_jobs`), each with one torch thread (`threads_per_job`): these small networks gain
+little from a second thread, which mostly spin-waits on a busy machine, while trials side by
+side scale with the cores.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from concurrent import futures
 from typing import Protocol, TypeVar
 
 from charrec.errors import CharrecError
-from charrec.files import children_ignore_interrupt
+from charrec.files import LATE_INTERRUPTS, children_ignore_interrupt
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -52,8 +54,16 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def default_jobs(trials: int, threads: int | None = None) -> int:
+    """Trials at once when --jobs is not given: one per core (per `threads` cores when that is
+    given), at most one per trial."""
+    return max(1, min(available_cores() // (threads or 1), trials))
+
+
 def threads_per_job(jobs: int) -> int:
-    return max(1, available_cores() // jobs)
+    """torch threads per trial when --threads is not given: every core for one trial at a
+    time, else one each."""
+    return available_cores() if jobs == 1 else 1
 
 
 def _init_worker(threads: int, ignore_interrupt: bool) -> None:
@@ -61,8 +71,10 @@ def _init_worker(threads: int, ignore_interrupt: bool) -> None:
 
     torch.set_num_threads(threads)
     if ignore_interrupt:
-        # Ctrl-C reaches the whole process group; the parent alone decides what stops.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C, and a scheduler's SIGTERM or a closed terminal's SIGHUP, may reach the whole
+        # process group; the parent alone decides what stops (and ends the workers with SIGKILL)
+        for signum in (signal.SIGINT, *LATE_INTERRUPTS):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 class InlineExecutor:
@@ -112,7 +124,8 @@ class LocalPoolExecutor:
             initializer=_init_worker, initargs=(self.threads, True))
         finished = False
         try:
-            with children_ignore_interrupt():  # workers start with Ctrl-C blocked: the parent's
+            # workers start with Ctrl-C (and SIGTERM, SIGHUP) blocked: the parent's
+            with children_ignore_interrupt(LATE_INTERRUPTS):
                 pending = [pool.submit(fn, item) for item in items]
             for future in futures.as_completed(pending):
                 try:
@@ -129,17 +142,18 @@ class LocalPoolExecutor:
 
 
 def _stop(pool: futures.ProcessPoolExecutor) -> None:
-    """Cancel queued work and end the workers now, rather than after their current trial."""
+    """Cancel queued work and end the workers now, rather than after their current trial
+    (SIGKILL: they ignore SIGTERM, which a scheduler may send to the whole group)."""
     processes = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
-            process.terminate()
+            process.kill()
     for process in processes:
         process.join(timeout=5)
 
 
 def make_executor(jobs: int, threads: int | None = None) -> Executor:
     """`--jobs 1`: in this process; more: a local process pool. `threads` per trial defaults to
-    cores // jobs."""
+    `threads_per_job(jobs)`."""
     return InlineExecutor(threads) if jobs == 1 else LocalPoolExecutor(jobs, threads)

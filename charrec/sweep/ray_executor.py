@@ -1,21 +1,23 @@
-"""Sweep trials on a Ray cluster (`charrec sweep --executor ray`): the only module that imports ray.
+"""Sweep trials on a Ray cluster (`charrec sweep --executor ray`): with `ray_auth`, the only
+modules that import ray.
 
 `RayExecutor` is an `Executor` (see `charrec.sweep.executors`): each trial is a Ray Core task
 asking for `threads` CPUs, the results come back in the order they finish (`ray.wait`), and the
 sweep writes every row itself, as for a local pool. Before any trial runs it checks what would
 otherwise fail late or hang: the address answers a plain TCP connect (a wrong address makes
-`ray.init` hang for minutes), the token is accepted, every node runs this charrec version, and
-every node sees the run folder and the datasets at the same paths (`check_shared_paths`).
-Ray Tune is not used: charrec has its own grid/random expansion, results file and resume.
+`ray.init` hang for minutes), the cluster's authentication mode and the token it needs
+(`charrec.sweep.ray_auth`), every node runs this charrec version, and every node sees the run
+folder and the datasets at the same paths (`check_shared_paths`). Ray Tune is not used: charrec
+has its own grid/random expansion, results file and resume.
 
 A trial whose worker or node dies is retried `retries` times (default 1), then becomes a failed
-row naming the node and process it died in. Nothing about training, data or the run folder's
-files belongs here.
+row naming the node and process it died in. Every row says which Ray node (`node`, `node_ip`)
+and process (`pid`) ran it. Nothing about training, data or the run folder's files belongs
+here.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from charrec import __version__
-from charrec.errors import CharrecError
+from charrec.errors import ClusterError
 from charrec.sweep.executors import WorkerDied, threads_per_job
+from charrec.sweep.ray_auth import AUTH_MODE, TOKEN_HELP, cluster_auth_mode, use_auth_mode
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -36,12 +39,7 @@ RETRIES = 1  # Ray's default is 3; one retry survives a lost node without tripli
 CONNECT_TIMEOUT_S = 5.0  # the TCP probe of --address
 NODE_PROBE_TIMEOUT_S = 120.0  # a node's first worker can take a while to start on a busy machine
 WAIT_POLL_S = 1.0  # ray.wait returns at least this often, so Ctrl-C is seen promptly
-TOKEN_HELP = ("set RAY_AUTH_MODE=token and the cluster's token (the file ~/.ray/auth_token, or "
-              "RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH; `ray get-auth-token` on the head prints it)")
-
-
-class ClusterError(CharrecError):
-    """Ray is missing, the cluster cannot be reached, or a node cannot run the trials."""
+TRACKER_TIMEOUT_S = 30.0  # a call to the actor that records where trials start (may be starting)
 
 
 def require_ray() -> None:
@@ -106,6 +104,7 @@ class RayExecutor:
         self.nodes = 0
         self.started_here = False
         self.target: str | None = None  # host:port connected to
+        self.auth_mode_before: str | None = None  # RAY_AUTH_MODE before start, for close
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -122,25 +121,35 @@ class RayExecutor:
         return f"the Ray cluster at {self.target} ({self.nodes} node(s))"
 
     def start(self) -> None:
-        """Connect (or start a local Ray) and check that every node runs this charrec."""
+        """Connect (or start a local Ray) and check that every node runs this charrec. On a
+        cluster, the driver takes the cluster's authentication mode (`ray_auth`)."""
         require_ray()
         import ray
 
         target = self.target = probe_address(self.address) if self.address else None
+        self.auth_mode_before = os.environ.get(AUTH_MODE)
         try:
             if target is None:
                 ray.init(address="local", num_cpus=self.jobs * self.threads,
                          include_dashboard=False, logging_level="ERROR", log_to_driver=False)
                 self.started_here = True
             else:
-                _enable_token_if_available()
+                mode = cluster_auth_mode(target)
+                if mode is not None:
+                    use_auth_mode(mode)
                 ray.init(address=target, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
-            if _is_auth_failure(error):
+            tried = os.environ.get(AUTH_MODE, "unset")
+            self._restore_auth_mode()
+            if _is_auth_failure(error):  # only where charrec could not ask the cluster first
                 raise ClusterError(f"the Ray cluster at {target} refused charrec's "
-                                   f"authentication: {TOKEN_HELP}") from None
+                                   f"authentication ({AUTH_MODE}={tried}): {TOKEN_HELP}, and "
+                                   f"set {AUTH_MODE}=token") from None
             raise ClusterError(f"could not start or reach Ray ({target or 'local'}): "
                                f"{_first_line(error)}") from None
+        except BaseException:
+            self._restore_auth_mode()
+            raise
         try:
             if not self.started_here:
                 cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -151,11 +160,17 @@ class RayExecutor:
             raise
 
     def close(self) -> None:
-        """Disconnect; a Ray that charrec started is shut down, a cluster keeps running."""
+        """Disconnect; a Ray that charrec started is shut down, a cluster keeps running. This
+        process gets back the RAY_AUTH_MODE it had (a local `ray.init` turns on token mode)."""
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
+        self._restore_auth_mode()
+
+    def _restore_auth_mode(self) -> None:
+        if os.environ.get(AUTH_MODE) != self.auth_mode_before:
+            use_auth_mode(self.auth_mode_before)
 
     def check_shared_paths(self, folder: str | Path, data_dirs: Sequence[str] = ()) -> None:
         """Every node must see the run folder (decoded images, checkpoints) and the datasets at
@@ -220,10 +235,14 @@ class RayExecutor:
     def run(self, fn: Callable[[Item], Result], items: Sequence[Item],
             on_lost: Callable[[Item, str], Result] | None = None) -> Iterator[Result]:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if not items:
             return
-        tracker = _Tracker.options(num_cpus=0).remote() if on_lost else None
+        # on the driver's node: a lost worker node must not take the record of its trials along
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        tracker = _Tracker.options(num_cpus=0, scheduling_strategy=here).remote() \
+            if on_lost else None
         task = ray.remote(_run_task).options(num_cpus=self.threads, max_retries=self.retries,
                                              retry_exceptions=False)
         fn_ref = ray.put(fn)
@@ -241,7 +260,7 @@ class RayExecutor:
                     except ray.exceptions.RayError as error:
                         if on_lost is None:
                             raise WorkerDied(f"a Ray task died: {_first_line(error)}") from None
-                        result = on_lost(item, self._lost_reason(error, tracker, number))
+                        result = self._lost(on_lost, item, error, tracker, number)
                     yield result
             finished = True
         finally:
@@ -251,20 +270,23 @@ class RayExecutor:
             if tracker is not None:
                 ray.kill(tracker)
 
-    def _lost_reason(self, error: Exception, tracker: Any, number: int) -> str:
+    def _lost(self, on_lost: Callable[[Item, str], Result], item: Item, error: Exception,
+              tracker: Any, number: int) -> Result:
+        """`on_lost`'s result for a task that died, saying where it last started."""
         import ray
 
-        where = "an unknown node"
+        where, place = "an unknown node", None
         try:
-            started = ray.get(tracker.where.remote(number), timeout=30)
-            if started:
-                where = f"pid {started['pid']} on node {started['name']}"
+            place = ray.get(tracker.where.remote(number), timeout=TRACKER_TIMEOUT_S)
+            if place:
+                where = f"pid {place['pid']} on node {place['name']}"
         except ray.exceptions.RayError:
             pass
         kind = "failed" if isinstance(error, ray.exceptions.RayTaskError) else "died"
         tries = f"{self.retries + 1} attempts" if self.retries else "no retry"
-        return (f"its Ray worker {kind} ({where}; {tries}): {type(error).__name__}: "
-                f"{_first_line(error)}")
+        result = on_lost(item, f"its Ray worker {kind} ({where}; {tries}): "
+                               f"{type(error).__name__}: {_first_line(error)}")
+        return _with_place(result, place) if place else result
 
 
 # ------------------------------------------------------------------- code that runs on the nodes
@@ -274,6 +296,23 @@ def _node_name() -> str:
     import ray
 
     return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+
+
+def _place() -> dict[str, Any]:
+    """Where this code runs: the Ray node (id, IP address), its name for messages, the process.
+    The id tells apart nodes that share a machine."""
+    import ray
+
+    node, address = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+    return {"node": node, "node_ip": address, "pid": os.getpid(),
+            "name": f"{socket.gethostname()} ({address}, {node[:8]})"}
+
+
+def _with_place(result: Result, place: dict[str, Any]) -> Result:
+    """A results row (a dict) with the node and process that ran it; anything else as it is."""
+    if not isinstance(result, dict):
+        return result
+    return {**result, **{key: place[key] for key in ("node", "node_ip", "pid")}}
 
 
 def _look_at(datasets: Sequence[str]) -> dict[str, list[bool]]:
@@ -306,10 +345,14 @@ def _run_task(fn: Callable[[Item], Result], item: Item, threads: int, tracker: A
 
     if os.path.isdir(cwd):
         os.chdir(cwd)
+    place = _place()
     if tracker is not None:  # waited for (milliseconds), so it is recorded before any crash
-        ray.get(tracker.started.remote(number, {"pid": os.getpid(), "name": _node_name()}))
+        try:
+            ray.get(tracker.started.remote(number, place), timeout=TRACKER_TIMEOUT_S)
+        except ray.exceptions.RayError:
+            pass  # the tracker only names where a lost trial died: the trial goes on
     torch.set_num_threads(threads)
-    return fn(item)
+    return _with_place(fn(item), place)
 
 
 class _TrackerState:
@@ -336,29 +379,6 @@ class _LazyActor:
 
 
 _Tracker = _LazyActor()
-
-
-def _enable_token_if_available() -> None:
-    """Connecting to an explicit address, Ray sends no token unless RAY_AUTH_MODE=token, and a
-    cluster with token authentication (the default for `ray start` since Ray 2.59) then refuses
-    after ~20 s of retries. So, as Ray itself does for a cluster it finds on this machine: if
-    RAY_AUTH_MODE is unset and a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
-    ~/.ray/auth_token), use it."""
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # another Ray: it applies its own rules
-        return
-    quiet = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # not Ray's "token authentication is enabled" warning
-    try:
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    finally:
-        quiet.setLevel(level)
 
 
 def _is_auth_failure(error: BaseException) -> bool:

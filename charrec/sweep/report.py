@@ -1,12 +1,15 @@
 """What a sweep shows: the live progress line, the results table, and its PNG plots.
 
-Plots: validation accuracy vs epoch (one curve per point, mean ± std over repeats), and for each
+Plots: validation accuracy vs epoch (one curve per point, mean ± std over repeats); for each
 varied option the final validation and test accuracy vs the option's value (log axis for the
-learning rate and weight decay; categories for text options such as the activation).
+learning rate and weight decay; categories for text options such as the activation); and each
+trial's own loss and accuracy curves (as `charrec train` draws them), where an oscillating loss
+shows.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,8 @@ from charrec.sweep.spec import NUMERIC_OPTIONS, SweepSpec, Trial
 
 LOG_AXIS = {"lr": 10, "weight_decay": 10, "batch_size": 2}
 TABLE_LEGEND = ("Epoch: the epoch of best validation accuracy; Val/Test: accuracy (%) at that "
-                "epoch; Time: training seconds; * marks the best point (highest mean "
-                "validation accuracy).")
+                "epoch; Last val: validation accuracy (%) at the last epoch; Time: training "
+                "seconds; * marks the best point (highest mean validation accuracy).")
 
 
 # ------------------------------------------------------------------------------ terminal
@@ -49,6 +52,21 @@ def trial_line(row: dict[str, Any]) -> str:
             f"test {percent(row['test_accuracy'])}, {row['train_seconds']:.1f} s")
 
 
+def eta_text(seconds: float | None) -> str:
+    """"ETA 0:01:05"; "ETA –" when not known yet (no trial has finished)."""
+    if seconds is None:
+        return "ETA –"
+    minutes, second = divmod(round(max(0.0, seconds)), 60)
+    return f"ETA {minutes // 60}:{minutes % 60:02d}:{second:02d}"
+
+
+def progress_line(status: Any) -> str:
+    """Off a terminal, the line of each finished trial: its result, then where the sweep
+    stands ("[3/8, ETA 0:00:42]")."""
+    return (f"{trial_line(status.last)}  [{status.done}/{status.total}, "
+            f"{eta_text(status.eta_seconds())}]")
+
+
 def progress_info(status: Any) -> str:
     best = status.best
     text = f"running {status.running} · failed {status.failed}"
@@ -57,11 +75,23 @@ def progress_info(status: Any) -> str:
     return text
 
 
+def nodes_line(rows: Sequence[dict[str, Any]]) -> str | None:
+    """How many Ray nodes ran these rows, and how many rows each (None: none ran on Ray)."""
+    counts = Counter((row["node_ip"], row["node"][:8]) for row in rows if row.get("node"))
+    if not counts:
+        return None
+    each = ", ".join(f"{address} ({node}): {count}"
+                     for (address, node), count in sorted(counts.items()))
+    return (f"{sum(counts.values())} trial(s) ran on {len(counts)} Ray node(s): {each} "
+            f"(node and pid of each: results.jsonl)")
+
+
 def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],
                   best: PointSummary | None) -> Table:
-    """One row per point: varied options, best epoch, val/test accuracy, train time; mean ± std
-    over the repeats; the best row highlighted."""
-    headers = ["#", *spec.varied, "Runs", "Epoch", "Val %", "Test %", "Time s"]
+    """One row per point: varied options, best epoch, val/test accuracy at that epoch, val
+    accuracy at the last epoch, train time; mean ± std over the repeats; the best row
+    highlighted."""
+    headers = ["#", *spec.varied, "Runs", "Epoch", "Val %", "Last val %", "Test %", "Time s"]
     rows, styles = [], []
     for summary in summaries:
         runs = f"{summary.n_ok}/{summary.n_trials}"
@@ -70,11 +100,12 @@ def results_table(spec: SweepSpec, summaries: Sequence[PointSummary],
         if summary.n_ok:
             cells = [summary.describe("best_epoch", scale=1, digits=1, unit=""),
                      summary.describe("val_accuracy", unit=""),
+                     summary.describe("last_val_accuracy", unit=""),
                      summary.describe("test_accuracy", unit=""),
                      summary.describe("train_seconds", scale=1, digits=1, unit="")]
         else:
             reason = summary.reasons[0] if summary.reasons else "not run"
-            cells = ["–", f"[red]{reason[:60]}[/red]", "–", "–"]
+            cells = ["–", f"[red]{reason[:60]}[/red]", "–", "–", "–"]
         is_best = best is not None and summary.point == best.point
         rows.append([("* " if is_best else "") + str(summary.point),
                      *(format_value(summary.options.get(name)) for name in spec.varied),
@@ -190,9 +221,23 @@ def _set_x_axis(axis: Any, option: str, values: Sequence[Any], numeric: bool,
             axis.set_xscale("symlog", linthresh=min(positive), base=LOG_AXIS[option])
 
 
+def plot_trial_curves(summaries: Sequence[PointSummary], folder: Path) -> Path:
+    """Each finished trial's loss and accuracy per epoch, folder/<trial>.png (titled with its
+    options), drawn as `charrec train` draws a run's curves."""
+    from charrec.report import plot_training_curves
+
+    for summary in summaries:
+        for row in summary.ok_rows:
+            if row.get("history"):
+                plot_training_curves(row["history"], folder / f"{row['trial']}.png",
+                                     title=f"{row['trial']}: {summary.label()}, seed "
+                                           f"{row['seed']}")
+    return folder
+
+
 def write_plots(run_dir: str | Path, spec: SweepSpec,
                 summaries: Sequence[PointSummary]) -> list[Path]:
-    """All of a sweep's plots, in run_dir/plots/."""
+    """All of a sweep's plots, in run_dir/plots/ (each trial's curves in plots/curves/)."""
     plots = Path(run_dir) / "plots"
     written = [plot_val_curves(summaries, plots / "val_accuracy_vs_epoch.png",
                                f"{spec.name}: validation accuracy per epoch")]
@@ -202,4 +247,5 @@ def write_plots(run_dir: str | Path, spec: SweepSpec,
         written.append(plot_accuracy_vs_option(
             summaries, option, others, plots / f"accuracy_vs_{option}.png",
             f"{spec.name}: best-epoch accuracy vs {option}", connect=spec.random is None))
+    written.append(plot_trial_curves(summaries, plots / "curves"))
     return written

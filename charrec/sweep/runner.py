@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,10 +36,10 @@ from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, t
 from charrec.sweep.trial import (
     TrialTask,
     data_key,
-    load_trial_data,
     lost_trial_row,
     run_trial,
     save_data_file,
+    trial_data,
 )
 
 SPEC_FILE, META_FILE, RESULTS_FILE = "sweep.yaml", "run.json", "results.jsonl"
@@ -134,7 +135,8 @@ class RunFolder:
 
     def write_csv(self, rows: Sequence[dict[str, Any]], varied: Sequence[str]) -> Path:
         columns = ["trial", "point", "repeat", "seed", "status", *varied, "best_epoch",
-                   "epochs_run", "val_accuracy", "test_accuracy", "train_seconds", "reason"]
+                   "epochs_run", "val_accuracy", "last_val_accuracy", "test_accuracy",
+                   "train_seconds", "reason"]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
         writer.writeheader()
@@ -181,6 +183,25 @@ class SweepStatus:
     last: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def eta_seconds(self) -> float | None:
+        """Seconds until the last trial finishes: the trials left, `running` at a time, each
+        taking the mean wall time of those finished in this session (so it follows the
+        machine's load now); None before the first has finished. A worker's first trial also
+        pays for its imports, so it counts only until a later one has finished."""
+        left = self.total - self.done
+        if not left:
+            return 0.0
+        first, later, seen = [], [], set()
+        for row in self.rows[self.skipped:]:
+            if row.get("wall_seconds") is not None:
+                worker = row.get("pid")
+                (later if worker in seen else first).append(row["wall_seconds"])
+                seen.add(worker)
+        times = later or first
+        if not times:
+            return None
+        return statistics.fmean(times) * left / max(1, self.running)
+
 
 def preflight(trials: Sequence[Trial]) -> None:
     """Check every dataset the trials need (cheaply: label files, no decoding) before any runs."""
@@ -212,7 +233,7 @@ def share_data(folder: RunFolder, trials: Sequence[Trial], strict: bool) -> dict
         key = data_key(config, strict)
         if key not in files:
             path = folder.path / f".data-{len(files)}.pt"
-            files[key] = str(save_data_file(path, load_trial_data(config, strict)))
+            files[key] = str(save_data_file(path, trial_data(config, strict)[1]))
     return files
 
 

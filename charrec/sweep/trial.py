@@ -1,6 +1,7 @@
-"""One sweep trial as a worker runs it: the dataset (decoded once per process), the same
-pipeline as `charrec train` (`charrec.train.run`: training, checkpoint, test accuracy), and a
-results row. Nothing here prints or knows the run folder's layout.
+"""One sweep trial as a worker runs it: the dataset (through `charrec train`'s data step,
+`charrec.train.prepare_data`, decoded once per process), the same pipeline as `charrec train`
+(`charrec.train.run`: training, checkpoint, test accuracy), and a results row. Nothing here
+prints or knows the run folder's layout.
 
 Every failure of a trial becomes a row with status "failed" and its reason, so the sweep goes
 on. For a local pool the parent decodes each dataset once and saves the tensors to a file that
@@ -10,6 +11,7 @@ the workers memory-map (`save_data_file`), instead of every worker decoding the 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import traceback
 from collections import OrderedDict
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrec.config import resolve_augment
-from charrec.errors import CharrecError, TrainingDiverged
+from charrec.errors import CharrecError, DataError, TrainingDiverged
+from charrec.sweep.results import last_val_accuracy
 from charrec.sweep.spec import Trial, trial_config
 
 
@@ -46,21 +48,33 @@ def data_key(config: Any, strict: bool = False) -> tuple:
             config.from_model is not None)
 
 
-def load_trial_data(config: Any, strict: bool = False,
-                    data_file: str | None = None) -> dict[str, Any]:
-    """A trial's dataset: from this process's cache, else from `data_file`, else decoded."""
-    from charrec.train import load_data
+def trial_data(config: Any, strict: bool = False, data_file: str | None = None,
+               callbacks: Any = None) -> tuple[Any, dict[str, Any]]:
+    """A trial's config with `augment: auto` settled, and its dataset: from this process's
+    cache, else from `data_file`, else by `charrec.train.prepare_data` (rendering the built-in
+    letters if the folder holds nothing, with `callbacks` for progress)."""
+    from charrec.train import Callbacks, prepare_data
 
+    data = _cached_data(config, strict, data_file)
+    config, data = prepare_data(config, callbacks or Callbacks(), strict, data)
     key = data_key(config, strict)
-    if key not in _DATA_CACHE:
-        if data_file and Path(data_file).is_file():
-            _DATA_CACHE[key] = _load_data_file(data_file)
-        else:
-            _DATA_CACHE[key] = load_data(config, strict)
-        while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
-            _DATA_CACHE.popitem(last=False)
+    _DATA_CACHE[key] = data
     _DATA_CACHE.move_to_end(key)
-    return _DATA_CACHE[key]
+    while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
+        _DATA_CACHE.popitem(last=False)
+    return config, data
+
+
+def _cached_data(config: Any, strict: bool, data_file: str | None) -> dict[str, Any] | None:
+    try:
+        key = data_key(config, strict)
+    except DataError:  # no dataset there yet: prepare_data renders it or says what is wrong
+        return None
+    if key in _DATA_CACHE:
+        return _DATA_CACHE[key]
+    if data_file and Path(data_file).is_file():
+        return _load_data_file(data_file)
+    return None
 
 
 def save_data_file(path: str | Path, data: dict[str, Any]) -> Path:
@@ -103,12 +117,13 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     from charrec.tune import with_parent
 
     trial, started = task.trial, time.perf_counter()
-    row = {**_row_start(trial), "pid": os.getpid()}
+    row = {**_row_start(trial), "host": socket.gethostname(), "pid": os.getpid()}
     try:
         changes = {"out": task.checkpoint} if task.checkpoint else {}
-        config = with_parent(resolve_augment(trial_config(trial, **changes)))
+        config = with_parent(trial_config(trial, **changes))  # --from: the parent's network
         row["config"] = config.to_dict()
-        data = load_trial_data(config, task.strict, task.data_file)
+        config, data = trial_data(config, task.strict, task.data_file)
+        row["config"] = config.to_dict()  # with `augment: auto` settled
         result = run(config, data=data, save=task.checkpoint is not None)
         if result.interrupted:
             return {**row, "status": "interrupted"}
@@ -124,6 +139,7 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     return {
         **row, "status": "ok", "best_epoch": result.best_epoch,
         "val_accuracy": result.best_val_accuracy, "test_accuracy": result.test_accuracy,
+        "last_val_accuracy": last_val_accuracy(result.history),
         "epochs_run": len(result.history), "train_seconds": round(result.train_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
         "checkpoint": task.checkpoint, "history": result.history,

@@ -44,6 +44,10 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
     sweep = tmp_path / "tiny.yaml"
     sweep.write_text(SWEEP.format(data=course_dataset))
     run_dir = tmp_path / "run"
+    # a local Ray makes itself a token in ~/.ray/auth_token if there is none: not in the user's
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
 
     # the first part runs in this process and is interrupted after one trial
     real_run, calls = train_module.run, []
@@ -55,7 +59,8 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
         return real_run(config, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "run", interrupted_at_second_trial)
-    result = invoke("sweep", sweep, "--out-dir", run_dir, "--threads", "1", "--keep", "none")
+    result = invoke("sweep", sweep, "--out-dir", run_dir, "--jobs", "1", "--threads", "1",
+                    "--keep", "none")
     assert result.exit_code == 130, result.output
     monkeypatch.setattr(train_module, "run", real_run)
     assert list(read_rows(run_dir)) == ["t000"]
@@ -69,6 +74,7 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
     assert "on a local Ray started by charrec (2 CPUs)" in result.output
     assert "1 of 3 trials already finished" in result.output
     assert not ray.is_initialized()  # the Ray charrec started is shut down
+    assert "RAY_AUTH_MODE" not in os.environ  # ray.init(local) set it to token; given back
 
     rows = read_rows(run_dir)
     assert list(rows)[0] == "t000" and set(rows) == {"t000", "t001", "t002"}
@@ -79,8 +85,8 @@ def test_resume_on_a_local_ray_with_a_killed_worker(tmp_path, course_dataset, mo
     assert rows["t002"]["pid"] != os.getpid()  # ran in a Ray worker
 
     monkeypatch.setattr(sweep_runner, "run_trial", run_trial)
-    result = invoke("sweep", sweep, "--out-dir", tmp_path / "inline", "--threads", "1",
-                    "--keep", "none")
+    result = invoke("sweep", sweep, "--out-dir", tmp_path / "inline", "--jobs", "1",
+                    "--threads", "1", "--keep", "none")
     assert result.exit_code == 0, result.output
     inline = read_rows(tmp_path / "inline")
     for trial in ("t000", "t002"):

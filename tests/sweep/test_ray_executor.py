@@ -103,6 +103,7 @@ class FakeRay(types.ModuleType):
         self.util = types.ModuleType("ray.util")
         self.util.scheduling_strategies = strategies
         self.util.get_node_ip_address = lambda: "10.0.0.7"
+        self.get_runtime_context = lambda: types.SimpleNamespace(get_node_id=lambda: "ab" * 28)
         self.cpus, self.node_ids = cpus, [f"node{i}" for i in range(nodes)]
         self.init_kwargs: dict[str, Any] | None = None
         self.init_error: Exception | None = None
@@ -116,8 +117,7 @@ class FakeRay(types.ModuleType):
         for name, module in (("ray", self), ("ray.util", self.util),
                              ("ray.util.scheduling_strategies", self.util.scheduling_strategies)):
             monkeypatch.setitem(sys.modules, name, module)
-        for name in ("ray._private", "ray._private.services",
-                     "ray._private.authentication.authentication_token_setup"):
+        for name in ("ray._private", "ray._private.services", "ray._raylet"):
             monkeypatch.setitem(sys.modules, name, None)  # private helpers: not in the fake
         return self
 
@@ -214,6 +214,9 @@ def test_trials_are_ray_tasks_and_rows_come_back_as_they_finish(fake_ray, sweep_
     assert [row["trial"] for row in rows] == ["t002", "t001", "t000"]  # the fake's finish order
     assert status.done == 3 and status.failed == 0
     assert all(row["status"] == "ok" for row in rows)
+    # every row says which Ray node and process ran it
+    assert all(row["node"] == "ab" * 28 and row["node_ip"] == "10.0.0.7" and
+               row["pid"] == os.getpid() for row in rows)
     assert (tmp_path / "run" / "best.yaml").is_file()
     assert not list((tmp_path / "run").glob(".data-*"))
 
@@ -256,7 +259,7 @@ def test_the_failed_row_names_the_node_and_process_the_task_started_in(fake_ray)
                                  on_lost=lambda item, reason: (item, reason)))
     (item, reason), = rows
     assert item == 7
-    assert f"pid {os.getpid()} on node {socket.gethostname()} (10.0.0.7)" in reason
+    assert f"pid {os.getpid()} on node {socket.gethostname()} (10.0.0.7, abababab)" in reason
     # without on_lost a dead worker stops the run, as in a local pool
     with RayExecutor(None, jobs=1, threads=1) as executor, pytest.raises(WorkerDied):
         list(executor.run(crash_after_starting, [7]))
@@ -299,6 +302,7 @@ def test_cli_runs_on_ray_and_says_where(fake_ray, sweep_file, tmp_path):
     assert "2 at a time (1 torch thread(s) each) on a local Ray started by charrec (2 CPUs)" \
         in result.output
     assert len(read_rows(tmp_path / "run")) == 3 and fake_ray.shutdowns == 1
+    assert "3 trial(s) ran on 1 Ray node(s): 10.0.0.7 (abababab): 3" in result.output
     assert not list((tmp_path / "run").glob(".ray-probe-*"))  # the shared-folder marker is gone
 
 

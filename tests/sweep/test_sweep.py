@@ -7,6 +7,7 @@ that a whole sweep takes about a second.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import textwrap
@@ -21,11 +22,13 @@ from charrec import train as train_module
 from charrec.cli import app
 from charrec.config import load_train_yaml, make_config
 from charrec.errors import ConfigError
+from charrec.sweep import executors
 from charrec.sweep import trial as sweep_trial
 from charrec.sweep.executors import InlineExecutor
-from charrec.sweep.runner import RunFolder, run_sweep
+from charrec.sweep.results import summarise
+from charrec.sweep.runner import RunFolder, SweepStatus, run_sweep
 from charrec.sweep.spec import expand, load_sweep, points, sweep_from_dict
-from charrec.sweep.trial import load_trial_data, save_data_file
+from charrec.sweep.trial import save_data_file, trial_data
 
 runner = CliRunner()
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -74,7 +77,7 @@ def finished_run(tmp_path_factory, course_dataset) -> tuple[Path, str]:
           momentum: [0.5, 0.9]
         repeats: 2
         """)
-    result = invoke(config, "--out-dir", directory / "run", "--threads", "1")
+    result = invoke(config, "--out-dir", directory / "run", "--jobs", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     return directory / "run", result.output
 
@@ -210,18 +213,23 @@ def test_results_files_of_a_finished_run(finished_run):
         assert [epoch["epoch"] for epoch in row["history"]] == [1, 2]
         assert 1 <= row["best_epoch"] <= 2 and 0 <= row["test_accuracy"] <= 1
         assert row["val_accuracy"] == max(epoch["val_accuracy"] for epoch in row["history"])
+        assert row["last_val_accuracy"] == row["history"][-1]["val_accuracy"]
         assert Path(row["checkpoint"]).is_file()
     with open(run_dir / "results.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert [line["trial"] for line in table] == ["t000", "t001", "t002", "t003"]
     assert [line["momentum"] for line in table] == ["0.5", "0.5", "0.9", "0.9"]
     assert float(table[3]["val_accuracy"]) == pytest.approx(rows[3]["val_accuracy"])
+    assert float(table[3]["last_val_accuracy"]) == pytest.approx(rows[3]["last_val_accuracy"])
     stored = yaml.safe_load((run_dir / "sweep.yaml").read_text())
     assert stored["grid"] == {"momentum": [0.5, 0.9]} and stored["repeats"] == 2
     assert {path.name for path in (run_dir / "plots").iterdir()} == \
-        {"val_accuracy_vs_epoch.png", "accuracy_vs_momentum.png"}
+        {"val_accuracy_vs_epoch.png", "accuracy_vs_momentum.png", "curves"}
+    assert sorted(path.name for path in (run_dir / "plots" / "curves").iterdir()) == \
+        ["t000.png", "t001.png", "t002.png", "t003.png"]
     best_point = yaml.safe_load((run_dir / "best.yaml").read_text())["base"]["momentum"] == 0.9
     assert f"* {int(best_point)}" in output and "Val %" in output and "best.yaml" in output
+    assert "Last val: validation accuracy (%) at the last epoch" in output  # a column's legend
 
 
 def test_best_yaml_is_the_best_point_and_trains(finished_run, tmp_path):
@@ -246,7 +254,7 @@ def test_best_yaml_is_the_best_point_and_trains(finished_run, tmp_path):
 
 
 def test_keep_best_leaves_only_the_best_checkpoint(tmp_path, momentum_sweep):
-    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run", "--threads", "1",
+    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1",
                     "--keep", "best")
     assert result.exit_code == 0, result.output
     kept = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
@@ -275,7 +283,7 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
         return real_run(config, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "run", train_failing_for_hidden_9)
-    result = invoke(config, "--out-dir", tmp_path / "run", "--threads", "1")
+    result = invoke(config, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     rows = {row["trial"]: row for row in read_rows(tmp_path / "run")}
     assert [rows[t]["status"] for t in ("t000", "t001", "t002", "t003")] == \
@@ -285,12 +293,14 @@ def test_diverging_and_raising_trials_are_recorded_and_the_sweep_goes_on(
     assert "failed" in result.output and "boom" in result.output
     assert load_train_yaml(tmp_path / "run" / "best.yaml")["hidden"] == [8]
     assert {path.name for path in (tmp_path / "run" / "plots").iterdir()} == {
-        "val_accuracy_vs_epoch.png", "accuracy_vs_lr.png", "accuracy_vs_hidden.png"}
+        "val_accuracy_vs_epoch.png", "accuracy_vs_lr.png", "accuracy_vs_hidden.png", "curves"}
+    assert [path.name for path in (tmp_path / "run" / "plots" / "curves").iterdir()] == \
+        ["t002.png"]  # the one trial that trained
 
 
 def test_every_trial_failing_is_a_clear_error(tmp_path, course_dataset):
     config = write_sweep(tmp_path, course_dataset, "grid:\n  lr: [1.0e+30]\n")
-    result = invoke(config, "--out-dir", tmp_path / "run", "--threads", "1")
+    result = invoke(config, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1")
     assert result.exit_code == 1 and "every trial failed" in result.output
     assert read_rows(tmp_path / "run")[0]["status"] == "failed"
 
@@ -309,7 +319,7 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
 
     monkeypatch.setattr(train_module, "run", train_interrupted_at_third)
     run_dir = tmp_path / "run"
-    result = invoke(momentum_sweep, "--out-dir", run_dir, "--threads", "1")
+    result = invoke(momentum_sweep, "--out-dir", run_dir, "--jobs", "1", "--threads", "1")
     assert result.exit_code == 130 and f"--resume {run_dir}" in result.output
     first_lines = (run_dir / "results.jsonl").read_text()
     assert [row["trial"] for row in read_rows(run_dir)] == ["t000", "t001"]
@@ -319,7 +329,7 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
 
     monkeypatch.setattr(train_module, "run", real_run)
     calls.clear()
-    result = invoke("--resume", run_dir, "--threads", "1")
+    result = invoke("--resume", run_dir, "--jobs", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "2 of 4 trials already finished" in result.output
     assert (run_dir / "results.jsonl").read_text().startswith(first_lines)
@@ -329,17 +339,17 @@ def test_interrupted_run_resumes_only_unfinished_trials(tmp_path, momentum_sweep
 
 def test_resume_refuses_a_changed_config(tmp_path, momentum_sweep):
     run_dir = tmp_path / "run"
-    assert invoke(momentum_sweep, "--out-dir", run_dir, "--threads", "1").exit_code == 0
+    assert invoke(momentum_sweep, "--out-dir", run_dir, "--jobs", "1").exit_code == 0
     before = (run_dir / "results.jsonl").read_text()
     momentum_sweep.write_text(momentum_sweep.read_text().replace("lr: 0.05", "lr: 0.02"))
     result = invoke(momentum_sweep, "--resume", run_dir)
     assert result.exit_code == 2  # a usage error
     assert "config changed" in result.output and "lr was 0.05, now 0.02" in result.output
     result = invoke("--resume", run_dir, "--set", "epochs=3")
-    assert result.exit_code == 1 and "epochs was 2, now 3" in result.output
+    assert result.exit_code == 2 and "epochs was 2, now 3" in result.output
     assert (run_dir / "results.jsonl").read_text() == before
     result = invoke("--resume", tmp_path)
-    assert result.exit_code == 1 and "not a sweep run folder" in result.output
+    assert result.exit_code == 2 and "not a sweep run folder" in result.output
 
 
 def test_run_folder_refuses_to_overwrite(tmp_path, momentum_sweep):
@@ -352,10 +362,13 @@ def test_run_folder_refuses_to_overwrite(tmp_path, momentum_sweep):
 # ----------------------------------------------------------------------------------- parallel
 
 
-def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finished_run):
+def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finished_run,
+                                               monkeypatch):
     serial_dir, _ = finished_run  # the same sweep file content, run with --jobs 1
-    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run", "--jobs", "2")
+    monkeypatch.setattr(executors, "available_cores", lambda: 2)
+    result = invoke(momentum_sweep, "--out-dir", tmp_path / "run")  # default: a job per core
     assert result.exit_code == 0, result.output
+    assert "4 trials, 2 at a time (1 torch thread(s) each)" in result.output
     serial = {row["trial"]: row for row in read_rows(serial_dir)}
     parallel = {row["trial"]: row for row in read_rows(tmp_path / "run")}
     assert set(parallel) == set(serial)
@@ -368,12 +381,85 @@ def test_two_jobs_give_the_same_results_as_one(tmp_path, momentum_sweep, finishe
     assert not list((tmp_path / "run").glob(".data-*"))  # the shared decoded images are gone
 
 
+def test_default_jobs_is_a_trial_per_core_with_one_thread_each(monkeypatch):
+    monkeypatch.setattr(executors, "available_cores", lambda: 4)
+    assert [executors.default_jobs(trials) for trials in (0, 1, 3, 4, 50)] == [1, 1, 3, 4, 4]
+    assert executors.default_jobs(50, threads=2) == 2  # explicit --threads: cores // threads
+    assert executors.default_jobs(50, threads=8) == 1
+    assert [executors.threads_per_job(jobs) for jobs in (1, 2, 4, 8)] == [4, 1, 1, 1]
+    assert executors.make_executor(3).threads == 1
+    assert executors.make_executor(3, threads=2).threads == 2
+
+
+def test_eta_comes_from_this_sessions_trials_and_the_parallel_jobs():
+    earlier = {"pid": 1, "wall_seconds": 1000.0}  # finished before a resume: not counted
+    status = SweepStatus(total=10, done=1, skipped=1, running=2, rows=[earlier])
+    assert status.eta_seconds() is None  # nothing finished yet in this session
+    status.rows += [{"pid": 2, "wall_seconds": 10.0}, {"pid": 3, "wall_seconds": 20.0}]
+    status.done = 3
+    assert status.eta_seconds() == pytest.approx(15.0 * 7 / 2)
+    # once a worker has finished a second trial, the first ones (which paid for the imports)
+    # no longer count
+    status.rows += [{"pid": 2, "wall_seconds": 4.0}, {"pid": 3, "wall_seconds": 6.0}]
+    status.done = 5
+    assert status.eta_seconds() == pytest.approx(5.0 * 5 / 2)
+    status.running, status.done = 1, 9
+    assert status.eta_seconds() == pytest.approx(5.0)
+    status.done = 10
+    assert status.eta_seconds() == 0.0
+
+
+def test_off_a_terminal_each_finished_trial_is_one_line_with_the_eta(finished_run):
+    _, output = finished_run
+    lines = [line for line in output.splitlines() if line.startswith("t00")]
+    assert [line.split("  [")[1].split(",")[0] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(", ETA " in line for line in lines) and lines[-1].endswith("ETA 0:00:00]")
+    assert "trials ━" not in output and "━━━" not in output.split("Sweep tiny: mean")[0]
+
+
+def test_last_epoch_accuracy_of_rows_written_before_it_was_recorded():
+    history = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.75},
+               {"epoch": 3, "val_accuracy": 0.25}]
+    rows = [{"index": 0, "point": 0, "status": "ok", "val_accuracy": 0.75, "history": history},
+            {"index": 1, "point": 0, "status": "ok", "val_accuracy": 0.75,
+             "last_val_accuracy": 0.75, "history": history}]
+    trials = expand(sweep_from_dict({"name": "s", "grid": {"momentum": [0.9]}, "repeats": 2}))
+    summary, = summarise(trials, rows)
+    assert summary.stat("last_val_accuracy") == pytest.approx((0.5, 2 ** 0.5 * 0.25))
+    assert summary.stat("val_accuracy") == (0.75, 0.0)
+
+
+def test_built_in_letters_are_rendered_once_by_the_training_data_step(tmp_path, monkeypatch):
+    from charrec.data import loading, synth
+
+    monkeypatch.setattr(synth, "render_dataset",
+                        functools.partial(synth.render_dataset, per_class=10))
+    letters = tmp_path / "letters"  # missing: the sweep renders the built-in letters there
+    config = write_sweep(tmp_path, letters, "grid:\n  momentum: [0.5, 0.9]\n")
+    # at the size the letters are rendered, they come from memory, not decoded from the files
+    config.write_text(config.read_text().replace("epochs: 2", "epochs: 1")
+                      .replace("norm-size: 16,16", "norm-size: 32,32"))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the letters rendered just now were decoded again from their files")
+
+    monkeypatch.setattr(train_module, "load_splits", no_decoding)
+    monkeypatch.setattr(loading, "load_splits", no_decoding)
+    result = invoke(config, "--out-dir", tmp_path / "run", "--jobs", "1", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "generating the built-in synthetic letters there" in result.output
+    assert "Generated 260 images" in result.output and "Data: train 208," in result.output
+    rows = read_rows(tmp_path / "run")
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert all(row["config"]["augment"] is True for row in rows)  # auto: on for these letters
+
+
 def test_decoded_data_file_gives_the_same_tensors(tmp_path, course_dataset):
     config = make_config({"data_dir": str(course_dataset), "norm_size": "16,16"})
-    decoded = load_trial_data(config)
+    _, decoded = trial_data(config)
     path = save_data_file(tmp_path / "data.pt", decoded)
     sweep_trial._DATA_CACHE.clear()
-    loaded = load_trial_data(config, data_file=str(path))
+    _, loaded = trial_data(config, data_file=str(path))
     for split, letters in decoded.items():
         assert torch.equal(loaded[split].images, letters.images)
         assert torch.equal(loaded[split].labels, letters.labels)
