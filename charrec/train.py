@@ -38,8 +38,9 @@ from charrec.tune import (
     blend_weights,
     load_parent,
     load_parent_weights,
-    rehearsal_letters,
+    rehearsal_batches,
     trainable_parameters,
+    user_batch_size,
     with_parent,
 )
 
@@ -262,7 +263,7 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         if callbacks.on_state:
             callbacks.on_state(state)
 
-    rehearsal = _rehearsal(config, next(model.parameters()).device, len(data["train"]))
+    rehearsal = rehearsal_batches(config, next(model.parameters()).device)
     result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume,
                  rehearsal)
     if parent is not None and config.blend < 1 and result.state.best_state \
@@ -309,24 +310,6 @@ def build_training(config: TrainConfig, parent: Parent | None = None
         load_parent_weights(model, parent)
     model = model.to(resolve_device(config.device))
     return model, make_optimizer(config, trainable_parameters(model, config.train_layers))
-
-
-def user_batch_size(config: TrainConfig, n_train: int) -> int:
-    """Images of the training split per batch: the batch less its rehearsal share (with
-    --from, never more than the split holds, so three letters of a few images train too)."""
-    if config.from_model is None:
-        return config.batch_size
-    share = max(1, round(config.batch_size * (1 - config.rehearsal)))
-    return min(share, n_train)
-
-
-def _rehearsal(config: TrainConfig, device: torch.device, n_train: int) -> Rehearsal | None:
-    """The built-in letters mixed into each batch (`config.rehearsal` of it), or None."""
-    if not config.rehearsal:
-        return None
-    images, labels = rehearsal_letters(config.seed, config.norm_size)
-    per_batch = config.batch_size - max(1, round(config.batch_size * (1 - config.rehearsal)))
-    return Rehearsal(images.to(device), labels.to(device), per_batch)
 
 
 def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False,

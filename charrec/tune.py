@@ -21,6 +21,7 @@ from torch import nn
 from charrec import CLASSES
 from charrec.checkpoint import checkpoint_config, load_checkpoint
 from charrec.config import ARCHITECTURE_FIELDS, TrainConfig, replace
+from charrec.data.batches import Rehearsal
 from charrec.errors import CheckpointError
 from charrec.models.resolve import BUNDLED, bundled_path
 
@@ -121,3 +122,24 @@ def rehearsal_letters(seed: int, norm_size: tuple[int, int],
     from charrec.data.synth import render_batch
 
     return render_batch(per_letter * len(CLASSES), seed, norm_size)
+
+
+def user_batch_size(config: TrainConfig, n_train: int) -> int:
+    """Images of the training split per batch: the batch less its rehearsal share (with
+    --from, never more than the split holds, so a few letters of a few images train too)."""
+    if config.from_model is None:
+        return config.batch_size
+    return min(_user_share(config), n_train)
+
+
+def rehearsal_batches(config: TrainConfig, device: torch.device) -> Rehearsal | None:
+    """The built-in letters mixed into each batch (`config.rehearsal` of it), or None."""
+    if not config.rehearsal:
+        return None
+    images, labels = rehearsal_letters(config.seed, config.norm_size)
+    return Rehearsal(images.to(device), labels.to(device),
+                     config.batch_size - _user_share(config))
+
+
+def _user_share(config: TrainConfig) -> int:
+    return max(1, round(config.batch_size * (1 - config.rehearsal)))
