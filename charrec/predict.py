@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
 from charrec.config import TrainConfig
@@ -88,23 +89,30 @@ def predict_images(model: nn.Module, config: TrainConfig, classes: Sequence[str]
     predictions, failures = [], []
     for number, path in enumerate(paths, start=1):
         try:
-            full = to_grayscale(open_image(path))
-            gray = resize_gray(full, config.norm_size)
+            predictions.append(predict_image(model, config, classes, open_image(path),
+                                             str(path), top_k))
         except ImageError as error:
             failures.append(str(error))
             continue
-        except (OSError, ValueError) as error:
-            failures.append(f"{path}: cannot convert image ({error})")
-            continue
-        image = normalise(gray.unsqueeze(0))[0]
-        probabilities = softmax(predict_logits(model, image.unsqueeze(0)))[0]
-        values, indices = torch.topk(probabilities, k=min(max(top_k, 2), len(classes)))
-        ranked = [{"letter": classes[int(index)], "probability": round(float(value), 6)}
-                  for value, index in zip(values, indices, strict=True)]
-        warning = (no_letter_warning(gray) or several_letters_warning(full)
-                   or unsure_warning(ranked))
-        predictions.append(Prediction(str(path), ranked[0]["letter"],
-                                      float(values[0]), ranked[:top_k], warning, image))
         if on_image:
             on_image(number, len(paths))
     return predictions, failures
+
+
+def predict_image(model: nn.Module, config: TrainConfig, classes: Sequence[str],
+                  decoded: Image.Image, path: str, top_k: int = 1) -> Prediction:
+    """Predict one decoded image (`open_image`, `decode_image`) named `path`; ImageError if it
+    cannot be converted."""
+    try:
+        full = to_grayscale(decoded)
+        gray = resize_gray(full, config.norm_size)
+    except (OSError, ValueError) as error:
+        raise ImageError(f"{path}: cannot convert image ({error})") from None
+    image = normalise(gray.unsqueeze(0))[0]
+    probabilities = softmax(predict_logits(model, image.unsqueeze(0)))[0]
+    values, indices = torch.topk(probabilities, k=min(max(top_k, 2), len(classes)))
+    ranked = [{"letter": classes[int(index)], "probability": round(float(value), 6)}
+              for value, index in zip(values, indices, strict=True)]
+    warning = (no_letter_warning(gray) or several_letters_warning(full)
+               or unsure_warning(ranked))
+    return Prediction(path, ranked[0]["letter"], float(values[0]), ranked[:top_k], warning, image)

@@ -37,6 +37,8 @@ FORBIDDEN = {
     "charrec.models": ("charrec.train", "charrec.sweep", "charrec.cli", "charrec.report",
                        "charrec.measure", "charrec.predict"),
     "charrec.predict": ("charrec.sweep", "charrec.cli", "charrec.report", "charrec.measure"),
+    "charrec.serve": ("charrec.cli", "charrec.sweep", "charrec.train", "charrec.report",
+                      "charrec.measure"),
 }
 
 
