@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, fail, friendly_errors, import_torch, plain_line
+from charrec.cli.common import Command, Debug, friendly_errors, import_torch, plain_line
+from charrec.errors import CharrecError, ConfigError
 
 # module to import -> the PyPI package that provides it
 SERVE_PACKAGES = {"uvicorn": "uvicorn", "starlette": "starlette",
@@ -35,7 +36,8 @@ def serve_command(
     (`POST /api/predict`) for other programs. Ctrl-C stops it."""
     missing = [package for module, package in SERVE_PACKAGES.items() if find_spec(module) is None]
     if missing:
-        raise fail(f"charrec serve needs {', '.join(missing)}: pip install 'charrec[serve]'")
+        raise CharrecError(f"charrec serve needs {', '.join(missing)}: "
+                           f"pip install 'charrec[serve]'")
     import_torch()
     import torch
 
@@ -75,9 +77,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A bound socket for `host:port` (IPv4 or IPv6, as the name resolves)."""
-    from charrec.errors import ConfigError
-
+    """A listening socket for `host:port` (IPv4 or IPv6, as the name resolves)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -88,6 +88,7 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
+        listener.listen(2048)  # connections wait in the queue until uvicorn accepts them
     except OSError as error:
         listener.close()
         hint = "; choose another --port" if error.errno in (98, 48) else ""
