@@ -6,7 +6,7 @@ import io
 import struct
 import zlib
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 FORMATS = ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]
 
@@ -22,6 +22,14 @@ def letter_image(letter: str = "L", size: int = 64) -> Image.Image:
         draw.ellipse((low, low, high, high), outline=0, width=width)
     else:
         draw.line(shapes[letter], fill=0, width=width, joint="curve")
+    return image
+
+
+def word_image(text: str = "ABC") -> Image.Image:
+    """Several letters in a row: predict warns that it reads one per image."""
+    image = Image.new("L", (80 * len(text), 80), 255)
+    ImageDraw.Draw(image).text((40 * len(text), 40), text, fill=0, anchor="mm",
+                               font=ImageFont.load_default(size=60))
     return image
 
 

@@ -18,7 +18,13 @@ from starlette.testclient import TestClient  # noqa: E402
 from charrec.serve.app import create_app  # noqa: E402
 from charrec.serve.reader import Reader, load_reader  # noqa: E402
 from tests.helpers import invoke  # noqa: E402
-from tests.serve.images import FORMATS, encoded, letter_image, png_bomb  # noqa: E402
+from tests.serve.images import (  # noqa: E402
+    FORMATS,
+    encoded,
+    letter_image,
+    png_bomb,
+    word_image,
+)
 
 KEYS = {"prediction", "probability", "top_k", "model"}
 
@@ -70,10 +76,12 @@ def test_the_answer_is_what_predict_json_prints_for_the_same_file(client, tmp_pa
         assert answer == expected
 
 
-def test_a_warning_comes_through(client):
+def test_predicts_warnings_come_through(client):
     blank = encoded(letter_image("L").point(lambda value: 255))
     answer = client.post("/api/predict", content=blank).json()
     assert answer["warning"].startswith("no letter found")
+    answer = client.post("/api/predict", content=encoded(word_image("ABC"))).json()
+    assert answer["warning"].startswith("looks like 3 letters")
 
 
 @pytest.mark.parametrize(("body", "fragment"), [
