@@ -49,23 +49,30 @@ def chart(driver) -> list[tuple[str, float]]:
             for row in rows]
 
 
-def draw(driver, strokes) -> None:
-    """Draw `strokes` (lists of points, offsets from the canvas centre in CSS pixels) with the
-    mouse: pointerdown, pointermoves, pointerup per stroke."""
-    from selenium.webdriver.common.action_chains import ActionChains
+def draw(driver, strokes, kind: str = "mouse") -> None:
+    """Draw `strokes` (lists of points, offsets from the canvas centre in CSS pixels) with a
+    pointer of `kind` (mouse, pen or touch): pointerdown, pointermoves, pointerup per stroke."""
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
 
     canvas = driver.find_element("id", "canvas")
+    kinds = {"mouse": interaction.POINTER_MOUSE, "pen": interaction.POINTER_PEN,
+             "touch": interaction.POINTER_TOUCH}
     for stroke in strokes:
-        actions = ActionChains(driver, duration=10)
-        actions.move_to_element_with_offset(canvas, *stroke[0]).click_and_hold()
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+        actions = ActionBuilder(driver, mouse=PointerInput(kinds[kind], kind), duration=10)
+        pointer = actions.pointer_action
+        pointer.move_to(canvas, *stroke[0]).pointer_down()
+        x, y = stroke[0]
+        for target_x, target_y in stroke[1:]:
             steps = 8
-            for step in range(steps):
-                actions.move_by_offset(round((x1 - x0) * (step + 1) / steps)
-                                       - round((x1 - x0) * step / steps),
-                                       round((y1 - y0) * (step + 1) / steps)
-                                       - round((y1 - y0) * step / steps))
-        actions.release().perform()
+            for step in range(1, steps + 1):
+                next_x = round(x + (target_x - x) * step / steps)
+                next_y = round(y + (target_y - y) * step / steps)
+                pointer.move_to(canvas, next_x, next_y)
+            x, y = target_x, target_y
+        pointer.pointer_up()
+        actions.perform()
 
 
 def clear(driver) -> None:
@@ -74,12 +81,14 @@ def clear(driver) -> None:
     settled(driver, before)
 
 
-def test_drawing_a_capital_l_shows_l_on_top_of_a_five_bar_chart(page):
+@pytest.mark.parametrize("kind", ["mouse", "pen", "touch"])
+def test_drawing_a_capital_l_shows_l_on_top_of_a_five_bar_chart(page, kind):
     driver, _ = page
     clear(driver)
     before = answers(driver)
-    draw(driver, [[(-60, -100), (-60, 90), (70, 90)]])
+    draw(driver, [[(-60, -100), (-60, 90), (70, 90)]], kind)
     settled(driver, before)
+    assert driver.find_element("tag name", "body").get_attribute("data-pointer") == kind
     assert driver.find_element("id", "letter").text == "L"
     bars = chart(driver)
     assert len(bars) == 5 and bars[0][0] == "L"

@@ -65,6 +65,7 @@ canvas.addEventListener("pointerdown", (event) => {
   if (event.pointerType === "mouse" && event.button !== 0) return;
   event.preventDefault();
   canvas.setPointerCapture(event.pointerId);
+  document.body.dataset.pointer = event.pointerType; // mouse, pen or touch
   current = {points: [position(event)]};
   strokes.push(current);
   file = null; // the canvas, with the image under the strokes, is what is read now
