@@ -4,6 +4,7 @@ bad request answered with a 4xx and `{"error": ...}` while the server goes on se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -108,8 +109,7 @@ def test_bad_multipart_requests_get_400(client):
 
 
 def test_too_many_pixels_for_the_server_is_refused_before_decoding(reader):
-    small = Reader(reader.network, reader.config, reader.classes, reader.description,
-                   reader.backend, max_pixels=64 * 64 - 1)
+    small = dataclasses.replace(reader, max_pixels=64 * 64 - 1)
     with TestClient(create_app(small)) as client:
         assert_error(client.post("/api/predict", content=encoded(letter_image(size=64))), 400,
                      "too large", str(64 * 64 - 1))
@@ -155,7 +155,8 @@ def test_a_bug_is_a_500_without_traceback_and_the_server_goes_on(reader):
                 raise RuntimeError("secret internals")
             return super().read(data, top_k, name)
 
-    broken = Broken(reader.network, reader.config, reader.classes, reader.description, "torch")
+    broken = Broken(**{field.name: getattr(reader, field.name)
+                       for field in dataclasses.fields(reader)})
     with TestClient(create_app(broken), raise_server_exceptions=False) as client:
         response = client.post("/api/predict", content=encoded(letter_image()))
         assert_error(response, 500, "internal error (RuntimeError)")
