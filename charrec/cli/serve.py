@@ -92,7 +92,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         listener.close()
         hint = "; choose another --port" if error.errno in (98, 48) else ""
-        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}{hint}") from None
+        raise CharrecError(f"cannot listen on {host}:{port}: {error.strerror}{hint}") from None
     return listener
 
 
