@@ -38,36 +38,49 @@ def serve_command(
     if missing:
         raise CharrecError(f"charrec serve needs {', '.join(missing)}: "
                            f"pip install 'charrec[serve]'")
+    from charrec.serve.app import create_app
+
+    listener = _listen(host, port)  # first: a port in use is said before the model loads
+    try:
+        reader = _load(model)
+        app = create_app(reader, max_body=int(max_body_mb * 1024 * 1024))
+        plain_line(f"Model: {reader.description}", err=True)
+        if host not in LOCAL_HOSTS:
+            plain_line(f"listening on {host}: other machines on the network can reach this "
+                       f"server, and it has no authentication (the default --host 127.0.0.1 is "
+                       f"this machine only)", err=True, warning=True)
+        address = listener.getsockname()
+        shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        plain_line(f"Serving http://{shown_host}:{address[1]}/ (Ctrl-C stops it)", err=True)
+        _run(app, listener)
+    finally:
+        listener.close()
+    plain_line("charrec serve stopped", err=True)
+
+
+def _load(model: str | None) -> Any:
+    """The model, loaded once for every request."""
     import_torch()
     import torch
 
     torch.set_num_threads(1)  # requests run in parallel, one per core (charrec.serve.app)
-    import uvicorn
-
-    from charrec.serve.app import create_app
     from charrec.serve.reader import load_reader
 
-    reader = load_reader(model)
-    listener = _listen(host, port)
-    address = listener.getsockname()
-    plain_line(f"Model: {reader.description}", err=True)
-    if host not in LOCAL_HOSTS:
-        plain_line(f"listening on {host}: other machines on the network can reach this server, "
-                   f"and it has no authentication (the default --host 127.0.0.1 is this "
-                   f"machine only)", err=True, warning=True)
-    shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    plain_line(f"Serving http://{shown_host}:{address[1]}/ (Ctrl-C stops it)", err=True)
-    app = create_app(reader, max_body=int(max_body_mb * 1024 * 1024))
+    return load_reader(model)
+
+
+def _run(app: Any, listener: socket.socket) -> None:
+    """uvicorn on `listener` until Ctrl-C or SIGTERM, after which it has shut down gracefully."""
+    import uvicorn
+
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", server_header=False))
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:
-        pass  # uvicorn has shut down; it passes the signal on once it has
+        pass  # uvicorn passes the signal on to the previous handler once it has shut down
     finally:
         signal.signal(signal.SIGTERM, previous)
-        listener.close()
-    plain_line("charrec serve stopped", err=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -36,8 +36,17 @@ def test_a_port_in_use_is_one_line():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert_one_line_error(invoke("serve", "--model", "bundled", "--port", port),
-                              f"cannot listen on 127.0.0.1:{port}", "choose another --port")
+        result = invoke("serve", "--model", "bundled", "--port", port)
+        assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}",
+                              "choose another --port")
+        assert result.exit_code == 1
+
+
+def test_an_unknown_host_is_a_usage_error():
+    pytest.importorskip("uvicorn")
+    result = invoke("serve", "--host", "no-such-host.invalid")
+    assert_one_line_error(result, "--host no-such-host.invalid")
+    assert result.exit_code == 2
 
 
 def serve_process(*args: str) -> tuple[subprocess.Popen, str]:
