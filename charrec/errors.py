@@ -28,6 +28,10 @@ class ImageError(CharrecError):
     """An image file cannot be read or decoded."""
 
 
+class ExportError(CharrecError):
+    """A network cannot be written as ONNX, or the written model does not match it."""
+
+
 class CheckpointError(CharrecError):
     """A checkpoint is missing, unreadable, unsafe or not a charrec checkpoint."""
 

@@ -112,18 +112,19 @@ def epoch_line(metrics: Any, is_best: bool) -> str:
 
 
 def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
+    import numpy as np
     from rich.table import Table
 
     table = Table(title="Per-class accuracy")
     for column in ("Letter", "Images", "Correct", "Accuracy", "Most often read as"):
         table.add_column(column, justify="right" if column != "Letter" else "center")
     for index, letter in enumerate(classes):
-        row = confusion[index]
+        row = np.asarray(confusion[index])
         total = int(row.sum())
         if total == 0:
             continue
         correct = int(row[index])
-        wrong = row.clone()
+        wrong = row.copy()
         wrong[index] = 0
         confused = (f"{classes[int(wrong.argmax())]} ({int(wrong.max())})"
                     if int(wrong.max()) > 0 else "")
@@ -190,10 +191,13 @@ def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
 
 def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CLASSES,
                    title: str = "Confusion matrix") -> Path:
+    import numpy as np
+
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 7))
-    totals = confusion.sum(dim=1, keepdim=True).clamp_min(1)
-    image = axis.imshow((confusion / totals).numpy(), cmap="Blues", vmin=0, vmax=1)
+    confusion = np.asarray(confusion, dtype=np.float64)
+    totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    image = axis.imshow(confusion / totals, cmap="Blues", vmin=0, vmax=1)
     axis.set_xticks(range(len(classes)), classes)
     axis.set_yticks(range(len(classes)), classes)
     axis.set(xlabel="predicted", ylabel="true", title=title)

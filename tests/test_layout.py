@@ -36,9 +36,18 @@ FORBIDDEN = {
                         "charrec.data", "charrec.report"),
     "charrec.models": ("charrec.train", "charrec.sweep", "charrec.cli", "charrec.report",
                        "charrec.measure", "charrec.predict"),
-    "charrec.predict": ("charrec.sweep", "charrec.cli", "charrec.report", "charrec.measure"),
     "charrec.serve": ("charrec.cli", "charrec.sweep", "charrec.train", "charrec.report",
                       "charrec.measure"),
+    "charrec.predict": ("charrec.sweep", "charrec.cli", "charrec.report", "charrec.measure",
+                        "charrec.reader", "charrec.nn", "charrec.checkpoint"),
+    # reading ONNX models must never pull in torch: no module here may reach nn or checkpoint
+    "charrec.onnx_model": ("charrec.nn", "charrec.checkpoint", "charrec.train", "charrec.cli",
+                           "charrec.export", "charrec.reader", "charrec.measure",
+                           "charrec.data"),
+    "charrec.reader": ("charrec.cli", "charrec.sweep", "charrec.train", "charrec.report",
+                       "charrec.export", "charrec.measure"),
+    "charrec.export": ("charrec.cli", "charrec.sweep", "charrec.train", "charrec.report",
+                       "charrec.reader", "charrec.measure"),
 }
 
 

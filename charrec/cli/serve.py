@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, friendly_errors, import_torch, plain_line
+from charrec.cli.common import Command, Debug, friendly_errors, plain_line
+from charrec.cli.models import BackendOption, ModelOption
 from charrec.errors import CharrecError, ConfigError
 
 # module to import -> the PyPI package that provides it
@@ -26,7 +27,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 @friendly_errors
 def serve_command(
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to answer with, or 'bundled'. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)] = None,
+    model: ModelOption = None,
+    backend: BackendOption = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on. The default answers this machine only; 0.0.0.0 answers every network it is on (there is no authentication).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB; larger ones get HTTP 413.")] = 10.0,
@@ -39,10 +41,11 @@ def serve_command(
         raise CharrecError(f"charrec serve needs {', '.join(missing)}: "
                            f"pip install 'charrec[serve]'")
     from charrec.serve.app import create_app
+    from charrec.serve.reader import load_reader
 
     listener = _listen(host, port)  # first: a port in use is said before the model loads
     try:
-        reader = _load(model)
+        reader = load_reader(model, backend)  # once, for every request
         app = create_app(reader, max_body=int(max_body_mb * 1024 * 1024))
         plain_line(f"Model: {reader.description}", err=True)
         if host not in LOCAL_HOSTS:
@@ -56,17 +59,6 @@ def serve_command(
     finally:
         listener.close()
     plain_line("charrec serve stopped", err=True)
-
-
-def _load(model: str | None) -> Any:
-    """The model, loaded once for every request."""
-    import_torch()
-    import torch
-
-    torch.set_num_threads(1)  # requests run in parallel, one per core (charrec.serve.app)
-    from charrec.serve.reader import load_reader
-
-    return load_reader(model)
 
 
 def _run(app: Any, listener: socket.socket) -> None:

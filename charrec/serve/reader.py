@@ -1,10 +1,11 @@
-"""The server's one seam to the predict library: `load_reader(model)` loads the model once and
-returns a `Reader` whose `read(data)` answers an image held in memory with the same dictionary
-`charrec predict --json` prints for a file (less its `path`).
+"""The server's one seam to the predict library: `load_reader(model, backend)` loads the model
+once (`charrec.reader`: on ONNX Runtime where the model has an ONNX form, so a request costs
+milliseconds and torch is never imported) and returns a `Reader` whose `read(data)` answers an
+image held in memory with the same dictionary `charrec predict --json` prints for a file (less
+its `path`).
 
-Everything the server knows about models and predicting goes through here, so changing how a
-model is loaded or which backend runs it is a change to this file alone. HTTP does not belong
-here (`charrec.serve.app`), nor do command-line options (`charrec.cli_serve`).
+Everything the server knows about models and predicting goes through here. HTTP does not belong
+here (`charrec.serve.app`), nor do command-line options (`charrec.cli.serve`).
 """
 
 from __future__ import annotations
@@ -19,42 +20,52 @@ MAX_PIXELS = 40_000_000
 
 @dataclass
 class Reader:
-    """A loaded model and what describes it; `read` may be called from several threads."""
+    """A loaded model (`charrec.reader.Reader`); `read` may be called from several threads."""
 
-    network: Any
-    config: Any
-    classes: list[str]
-    description: str
-    backend: str
+    model: Any
     max_pixels: int = MAX_PIXELS
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.model.classes)
+
+    @property
+    def description(self) -> str:
+        return self.model.describe()
 
     def read(self, data: bytes, top_k: int = 1, name: str = "image") -> dict[str, Any]:
         """The JSON answer for the image file's bytes `data` (ImageError if it is not one)."""
-        import torch
-
         from charrec.data.preprocess import decode_image
-        from charrec.predict import predict_image
+        from charrec.errors import ImageError
 
         image = decode_image(data, name, self.max_pixels)
-        with torch.inference_mode():
-            prediction = predict_image(self.network, self.config, self.classes, image, name,
-                                       top_k)
-        answer = prediction.to_dict()
+        image.filename = name  # what predict names it by
+        predictions, failures = self.model.predict_images([image], top_k)
+        if failures:
+            raise ImageError(failures[0])
+        answer = predictions[0].to_dict()
         del answer["path"]
         return {**answer, "model": self.description}
 
     def describe(self) -> dict[str, Any]:
         """What `GET /api/model` answers."""
-        return {"model": self.description, "backend": self.backend, "arch": self.config.arch,
-                "classes": list(self.classes), "norm_size": list(self.config.norm_size)}
+        config = self.model.info.get("config") or {}
+        return {"model": self.description, "backend": self.model.backend,
+                "arch": config.get("arch", "mlp"), "classes": self.classes,
+                "norm_size": list(self.model.norm_size)}
 
 
-def load_reader(model: str | None = None) -> Reader:
-    """Load the model `--model` names (see `charrec.models.resolve`), once, for many reads."""
-    from charrec.checkpoint import load_model
-    from charrec.models.resolve import describe_model, resolve_model
+def load_reader(model: str | None = None, backend: str = "auto") -> Reader:
+    """Load the model `--model` names (see `charrec.models.resolve`) on `backend` ("auto",
+    "onnx" or "torch"), once, for many reads; one thread per prediction (the server runs
+    several at once)."""
+    from charrec.models.resolve import resolve_model
+    from charrec.reader import choose_backend, open_reader
 
     choice = resolve_model(model)
-    network, config, checkpoint = load_model(choice.path)
-    return Reader(network, config, list(checkpoint["classes"]),
-                  describe_model(choice, checkpoint), "torch")
+    chosen = choose_backend(choice, backend)
+    if chosen == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+    return Reader(open_reader(choice, chosen, threads=1))

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -166,7 +170,7 @@ def test_a_bug_is_a_500_without_traceback_and_the_server_goes_on(reader):
 
 def test_model_health_and_headers(client):
     model = client.get("/api/model").json()
-    assert model["model"].startswith("bundled (") and model["backend"] == "torch"
+    assert model["model"].startswith("bundled (") and model["backend"] == "onnx"
     assert model["classes"] == [chr(code) for code in range(ord("A"), ord("Z") + 1)]
     assert client.get("/health").json() == {"status": "ok"}
     headers = client.get("/").headers
@@ -188,3 +192,35 @@ def test_the_page_and_all_it_loads_come_from_charrec(client):
             assert served.status_code == 200, link
             assert not re.search(r"https?://(?!HOST)|//cdn", served.text), link
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_the_bundled_model_answers_on_onnx_runtime_without_torch():
+    code = "\n".join([
+        "import sys",
+        "from starlette.testclient import TestClient",
+        "from charrec.serve.app import create_app",
+        "from charrec.serve.reader import load_reader",
+        "from tests.serve.images import encoded, letter_image",
+        "with TestClient(create_app(load_reader('bundled'))) as client:",
+        "    answer = client.post('/api/predict', content=encoded(letter_image())).json()",
+        "assert answer['prediction'] == 'L', answer",
+        "assert 'torch' not in sys.modules, 'the server imported torch'",
+    ])
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, cwd=root, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_torch_backend_gives_the_same_answers(client):
+    with TestClient(create_app(load_reader("bundled", backend="torch"))) as on_torch:
+        assert on_torch.get("/api/model").json()["backend"] == "torch"
+        for letter in "LTO":
+            data = encoded(letter_image(letter))
+            onnx = client.post("/api/predict?top_k=3", content=data).json()
+            torch = on_torch.post("/api/predict?top_k=3", content=data).json()
+            assert [entry["letter"] for entry in torch["top_k"]] == \
+                [entry["letter"] for entry in onnx["top_k"]]
+            for ours, theirs in zip(torch["top_k"], onnx["top_k"], strict=True):
+                assert ours["probability"] == pytest.approx(theirs["probability"], abs=1e-4)
