@@ -1,6 +1,7 @@
 """Load on `charrec serve`: N concurrent clients POST letter images to /api/predict.
 
-    python benchmarks/serve_load.py [--clients 8] [--requests 400] [--model bundled] [--url URL]
+    python benchmarks/serve_load.py [--clients 8] [--requests 400] [--model bundled]
+                                    [--backend auto|onnx|torch] [--url URL]
 
 Starts `charrec serve --port 0` in a process of its own (or uses the server at --url), warms it
 up, then runs --requests requests spread over --clients threads, each on its own keep-alive
@@ -44,11 +45,12 @@ def letter_pngs() -> list[bytes]:
     return images
 
 
-def start_server(model: str) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, backend: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                                      os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen([sys.executable, "-m", "charrec", "serve", "--model", model,
-                                "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "charrec", "serve", "--model", model, "--backend", backend,
+               "--port", "0"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True, env=env)
     lines = []
     for line in process.stderr:
@@ -109,11 +111,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--model", default="bundled")
+    parser.add_argument("--backend", default="auto", help="auto, onnx or torch")
     parser.add_argument("--url", help="an already running server (default: start one)")
     args = parser.parse_args()
     process = None
     if args.url is None:
-        process, url = start_server(args.model)
+        process, url = start_server(args.model, args.backend)
     else:
         url = args.url.rstrip("/")
     try:
