@@ -224,3 +224,14 @@ def test_the_torch_backend_gives_the_same_answers(client):
                 [entry["letter"] for entry in onnx["top_k"]]
             for ours, theirs in zip(torch["top_k"], onnx["top_k"], strict=True):
                 assert ours["probability"] == pytest.approx(theirs["probability"], abs=1e-4)
+
+
+def test_an_onnx_file_is_served_too():
+    from importlib import resources
+
+    with resources.as_file(resources.files("charrec.models") / "bundled.onnx") as path:
+        reader = load_reader(str(path))
+    with TestClient(create_app(reader)) as client:
+        answer = client.post("/api/predict", content=encoded(letter_image())).json()
+    assert answer["prediction"] == "L"
+    assert answer["model"].startswith(str(path)) and "ONNX Runtime" in answer["model"]
