@@ -1,8 +1,8 @@
 """Line charts drawn with Pillow: panels of lines over a shared x (epochs), with axes, ticks,
 grid, legend and titles, written as one PNG.
 
-Why not matplotlib: importing it and drawing two panels cost ~1.5 s of every `charrec train`
-(as much as 15 epochs of the course MLP); this takes a few milliseconds. What to plot lives in
+Why not matplotlib: importing it and drawing two panels cost as much as many epochs of the
+course MLP (docs/benchmarks.md); this takes a few milliseconds. What to plot lives in
 `charrec.report`; this module only draws.
 """
 

@@ -10,16 +10,13 @@ thresholds:
 - **No letter** (checked on the preprocessed image, before the network): the resized gray image
   spans fewer than `MIN_CONTRAST` gray levels (uniform: blank paper, a flat colour), or fewer
   than `MIN_INK` of its pixels are ink after contrast stretching and polarity normalisation
-  (an almost empty image: a speck, a thin line at the edge). No real letter in
-  `../shared/realdev` trips either rule (measured at 32x32: the lowest contrast of its 779 photos
-  is 18 gray levels, the least ink of its 780 handwritten capitals 1.5%).
+  (an almost empty image: a speck, a thin line at the edge). The thresholds sit below every
+  real photo and handwritten capital we measure with (docs/benchmarks.md).
 - **Several letters** (`charrec.data.letter_count`): the image, at its own aspect ratio, holds
   two or more letter-sized runs of ink side by side (a word); the answer is then for a squeezed
   word, not a letter.
 - **Unsure**: the top probability is below `UNSURE_PROBABILITY`, i.e. the model gives its answer
-  less than even odds. Such answers are mostly wrong: on the real photos and handwriting of
-  `../shared/realdev`, a 1-epoch CNN and a 2-epoch MLP trained on the built-in letters were right
-  in 22-34% of their answers under 50%, and in 55-89% of the others (2026-12-03).
+  less than even odds. Such answers are mostly wrong on real letters (docs/benchmarks.md).
 
 Choosing the model belongs to `charrec.models.resolve`; showing results to `charrec.cli`.
 """

@@ -1,8 +1,8 @@
 """Everything charrec shows: rich tables and progress on the terminal, PNG plots on disk.
 
 Shared by the CLI and `charrec.sweep.report`; it never trains or reads data. The training
-curves are drawn with Pillow (`charrec.chart`: milliseconds, where importing matplotlib alone
-took ~1 s of every `charrec train`); the other plots use matplotlib's non-interactive Agg
+curves are drawn with Pillow (`charrec.chart`: importing matplotlib alone cost more than the
+whole plot should); the other plots use matplotlib's non-interactive Agg
 backend (imported lazily, so `charrec --help` stays instant). Plots are written atomically.
 `step` and `progress_task` show a spinner or bar on a terminal and plain lines otherwise.
 """
@@ -171,7 +171,7 @@ def options_summary(config: Any) -> str:
 def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
                          title: str = "") -> Path:
     """Train loss and train/validation accuracy per epoch, drawn with Pillow
-    (`charrec.chart`): a few milliseconds, where matplotlib took ~1.5 s of every run."""
+    (`charrec.chart`), which costs far less than importing matplotlib."""
     from charrec.chart import Panel, Series, save_chart
 
     epochs = [row["epoch"] for row in history]

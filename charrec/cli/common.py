@@ -215,8 +215,8 @@ def import_torch() -> None:
     """Import torch first thing in a command, then move every object made so far (torch's
     million-odd module objects) out of the cyclic garbage collector's reach (`gc.freeze`).
     They live as long as the process anyway; otherwise the next full collection, which the
-    library's own imports soon trigger, walks them all: 0.1 s, a tenth of a one-image
-    `charrec predict` beyond `import torch` (benchmarks/predict_speed.py)."""
+    library's own imports soon trigger, walks them all, a visible share of a short command
+    (benchmarks/predict_speed.py, docs/benchmarks.md)."""
     import gc
 
     import torch  # noqa: F401

@@ -153,8 +153,8 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
 
 class _LinesOnly:
     """What `training_callbacks` uses of a rich Progress, for output that is not a terminal:
-    there a transient bar shows nothing, and importing rich.progress alone took ~0.13 s of every
-    `charrec train`. Lines still go to the console."""
+    there a transient bar shows nothing, and importing rich.progress is not free. Lines still
+    go to the console."""
 
     def __init__(self) -> None:
         self.console = console.rich

@@ -1,10 +1,11 @@
 """A per-user cache of the font checks, so that finding the fonts costs milliseconds, not seconds.
 
 Checking which letters a font file draws (`charrec.data.fonts`) renders every letter of every
-face: about 1.2 s for the ~500 files of a fresh install, paid by every `charrec train` that
-renders the built-in letters. The answers depend only on the file and on the code that checks
-it, so they are kept in one JSON file, `font-faces.json`, in charrec's cache folder:
-`$CHARREC_CACHE_DIR`, else `$XDG_CACHE_HOME/charrec`, else `~/.cache/charrec`.
+face: over a second for the fonts of a fresh install (docs/benchmarks.md), paid by every
+`charrec train` that renders the built-in letters. The answers depend only on the file and
+on the code that checks it, so they are kept in one JSON file, `font-faces.json`, in
+charrec's cache folder: `$CHARREC_CACHE_DIR`, else `$XDG_CACHE_HOME/charrec`, else
+`~/.cache/charrec`.
 
 An entry is used only while its file has the same size and modification time, and the whole
 cache only while charrec's check (`CHECK_VERSION`), Pillow and FreeType are the ones that wrote

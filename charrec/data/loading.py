@@ -189,8 +189,8 @@ def decode_arrays(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
         return results
 
     # Threads pay only when decoding releases the GIL for long (photos of some size). Small
-    # files, like the 26,000 built-in letters of 32x32 (0.13 ms each), decode 1.5-2 times
-    # faster in one thread; with one future per image, four threads were 2-3 times slower.
+    # files, like the built-in letters of 32x32, decode faster in one thread, and one future
+    # per image made threads slower still (docs/benchmarks.md).
     if _small_files(paths):
         workers = 1
     chunk_size = max(1, min(DECODE_CHUNK, len(paths) // (4 * workers)))
