@@ -31,7 +31,7 @@ def serve_command(
     backend: BackendOption = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on. The default answers this machine only; 0.0.0.0 answers every network it is on (there is no authentication).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
-    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body in MB; larger ones get HTTP 413.")] = 10.0,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body in MB; larger ones get HTTP 413.")] = 10.0,
     debug: Debug = False,
 ) -> None:
     """Serve a page to draw letters on and watch the network read them, and a JSON API
@@ -40,6 +40,9 @@ def serve_command(
     if missing:
         raise CharrecError(f"charrec serve needs {', '.join(missing)}: "
                            f"pip install 'charrec[serve]'")
+    if not 0 < max_body_mb < 1024:  # also refuses nan
+        raise ConfigError(f"--max-body-mb {max_body_mb}: give a size in MB above 0 and below "
+                          f"1024")
     from charrec.serve.app import create_app
     from charrec.serve.reader import load_reader
 

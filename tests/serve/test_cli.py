@@ -42,6 +42,14 @@ def test_a_port_in_use_is_one_line():
         assert result.exit_code == 1
 
 
+@pytest.mark.parametrize("size", ["0", "-1", "nan", "inf", "2048"])
+def test_a_bad_body_limit_is_a_usage_error(size):
+    pytest.importorskip("uvicorn")
+    result = invoke("serve", "--max-body-mb", size)
+    assert_one_line_error(result, "--max-body-mb")
+    assert result.exit_code == 2
+
+
 def test_an_unknown_host_is_a_usage_error():
     pytest.importorskip("uvicorn")
     result = invoke("serve", "--host", "no-such-host.invalid")
