@@ -85,7 +85,8 @@ def save_data_file(path: str | Path, data: dict[str, Any]) -> Path:
     plain = {split: {"images": letters.images, "labels": letters.labels, "paths": letters.paths,
                      "skipped": [list(entry) for entry in letters.skipped]}
              for split, letters in data.items()}
-    return atomic_write(path, lambda handle: torch.save(plain, handle))
+    return atomic_write(path, lambda handle: torch.save(plain, handle),
+                        "the decoded images for the workers")
 
 
 def _load_data_file(path: str | Path) -> dict[str, Any]:
