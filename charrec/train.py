@@ -262,21 +262,22 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     return result
 
 
-def check_destinations(config: TrainConfig, save: bool = True) -> None:
+def check_destinations(config: TrainConfig, save: bool = True, hints: bool = False) -> None:
     """Before any work, `WriteError` unless the checkpoint's folder can take a file, and the
     folder the built-in letters would be rendered into too (when `config.data_dir` holds no
-    dataset yet): a read-only or missing destination must not cost a whole run."""
+    dataset yet): a read-only or full destination must not cost a whole run. `hints`: the
+    message names `charrec train`'s options to change."""
     from charrec.data.synth import holds_anything
     from charrec.files import check_writable
 
     if save:
         check_writable(Path(config.out).parent, f"the checkpoint {config.out}",
-                       "nothing was trained; choose a writable --out")
+                       "nothing was trained" + ("; choose a writable --out" if hints else ""))
     data_dir = Path(config.data_dir)
     if not holds_anything(data_dir):
         check_writable(data_dir.parent, f"the built-in letters to {data_dir} (no dataset there "
-                       f"yet)", "nothing was rendered or trained; give --data-dir a dataset "
-                       "or a writable folder")
+                       f"yet)", "nothing was rendered or trained" + (
+                           "; give --data-dir a dataset or a writable folder" if hints else ""))
 
 
 def _save(config: TrainConfig, checkpoint: dict[str, Any], saved: list[str]) -> None:
