@@ -34,9 +34,9 @@ base:
   batch_size: 16
   optim: sgd
   lr: 0.05
-grid:
-  momentum: [0.5, 0.9]
-"""
+  momentum: 0.9
+repeats: 2
+"""  # two trials of one point: one plot, the fewest operations for a sweep
 # functions whose files are extras: failing to write them is a warning, never an error
 EXTRA_SITES = ("chart.", "report.", "sweep.report.", "data.contact_sheet.", "data.font_cache.")
 
@@ -258,7 +258,6 @@ def test_every_write_of_an_import_failing(tmp_path):
     from charrec.errors import WriteError
 
     source = make_folder_dataset(tmp_path / "source", per_class=1)
-    outcomes: dict[int, str] = {}
 
     def run(folder: Path) -> Any:
         try:
@@ -274,10 +273,9 @@ def test_every_write_of_an_import_failing(tmp_path):
         assert cause_of(faults.error) in str(result)
         assert "could not write the imported dataset" in str(result)
         assert not (folder / "imported").exists() and leftovers(folder) == []
-        outcomes[faults.failed.number] = str(result)
 
     counting = every_fault(tmp_path, lambda folder: folder.mkdir(), run, check)
-    assert len(outcomes) == len(counting.operations)
+    assert {"data.importing._build", "data.importing.save"} <= counting.sites
 
 
 def test_every_write_of_the_font_cache_failing(tmp_path, monkeypatch):
@@ -288,7 +286,8 @@ def test_every_write_of_the_font_cache_failing(tmp_path, monkeypatch):
     if not files:
         pytest.skip("no font files here")
 
-    def prepare(folder: Path) -> None:
+    def prepare(folder: Path) -> None:  # a fresh cache: it is written
+        folder.mkdir()
         monkeypatch.setenv(font_cache.CACHE_DIR_ENV, str(folder / "cache"))
 
     def run(folder: Path) -> Any:
@@ -303,7 +302,7 @@ def test_every_write_of_the_font_cache_failing(tmp_path, monkeypatch):
         assert len(caught) == 1 and cause_of(faults.error) in str(caught[0].message)
         assert leftovers(folder) == []
 
-    counting = every_fault(tmp_path, lambda folder: folder.mkdir(), run, check)
+    counting = every_fault(tmp_path, prepare, run, check)
     assert "data.font_cache._write" in counting.sites
 
 
