@@ -9,6 +9,7 @@ checkpoint byte for byte; no temp file; a sweep folder that `--resume` finishes.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable
@@ -37,8 +38,20 @@ base:
   momentum: 0.9
 repeats: 2
 """  # two trials of one point: one plot, the fewest operations for a sweep
+ONE_THREAD = ("--threads", "1")  # a second torch thread spin-waits on a busy machine
 # functions whose files are extras: failing to write them is a warning, never an error
 EXTRA_SITES = ("chart.", "report.", "sweep.report.", "data.contact_sheet.", "data.font_cache.")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def command_built_once():
+    """The click command made from the Typer app once, not again for each of the hundreds of
+    runs here (a tenth of a second each)."""
+    import typer.testing
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", functools.cache(typer.testing._get_command))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +210,7 @@ def test_every_write_of_a_two_trial_sweep_failing_then_resume_finishes(tiny, tmp
         (folder / "sweep.yaml").write_text(SWEEP.format(data=tiny))
 
     def run(folder: Path) -> Any:
-        return invoke("sweep", folder / "sweep.yaml", "--out-dir", folder / "run")
+        return invoke("sweep", folder / "sweep.yaml", "--out-dir", folder / "run", *ONE_THREAD)
 
     def check(result: Any, faults: DiskFaults, folder: Path) -> None:
         line = assert_handled(result, faults, folder) or ""
@@ -211,7 +224,7 @@ def test_every_write_of_a_two_trial_sweep_failing_then_resume_finishes(tiny, tmp
             if faults.failed.site.startswith(("checkpoint.", "train.")):  # in a trial
                 assert [row["status"] for row in rows if row.get("rerun")] == ["failed"]
                 assert "failed:" in result.stdout
-            resumed = invoke("sweep", "--resume", run_dir)
+            resumed = invoke("sweep", "--resume", run_dir, *ONE_THREAD)
             assert resumed.exit_code == 0, resumed.output
             assert leftovers(folder) == []
         rows = finished_rows(RunFolder(run_dir).read_results())
