@@ -231,7 +231,7 @@ def test_every_write_of_a_two_trial_sweep_failing_then_resume_finishes(tiny, tmp
         assert [row["status"] for row in rows] == ["ok", "ok"]
 
     counting = every_fault(tmp_path, prepare, run, check)
-    assert {"cli_sweep.check_destinations", "sweep.runner.create", "sweep.runner._write_text",
+    assert {"cli.sweep.check_destinations", "sweep.runner.create", "sweep.runner._write_text",
             "sweep.runner.append", "train.check_destinations", "checkpoint.save_checkpoint",
             "report.save_figure"} <= counting.sites
 
