@@ -177,7 +177,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object],
             (write_errors[0] if write_errors else None)
         if cause is None:
             raise  # not the disk: a programming error stays loud
-        kept = "the previous file is unchanged" if existed else "no file was left there"
+        kept = "the previous file is unchanged" if existed else "no partial file was left"
         raise write_error(cause, f"could not write {what} {path}", kept) from error
     return path
 
