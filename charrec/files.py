@@ -173,8 +173,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object],
                     Path(temp_name).unlink(missing_ok=True)
                 raise
     except Exception as error:
-        cause = error if isinstance(error, OSError) else \
-            (write_errors[0] if write_errors else None)
+        cause = write_errors[0] if write_errors and not isinstance(error, OSError) else \
+            os_error_in(error)  # torch.save, say, reports a failed write as a RuntimeError
         if cause is None:
             raise  # not the disk: a programming error stays loud
         kept = "the previous file is unchanged" if existed else "no partial file was left"
