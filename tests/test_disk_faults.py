@@ -38,7 +38,8 @@ base:
   momentum: 0.9
 repeats: 2
 """  # two trials of one point: one plot, the fewest operations for a sweep
-ONE_THREAD = ("--threads", "1")  # a second torch thread spin-waits on a busy machine
+# in this process (worker processes are not patched), one torch thread (a second spin-waits)
+ONE_THREAD = ("--jobs", "1", "--threads", "1")
 # functions whose files are extras: failing to write them is a warning, never an error
 EXTRA_SITES = ("chart.", "report.", "sweep.report.", "data.contact_sheet.", "data.font_cache.")
 

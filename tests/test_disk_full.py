@@ -161,7 +161,8 @@ def test_a_sweep_on_a_full_disk_records_the_failed_trials_and_names_resume(tmpfs
     spec = tmp_path / "full.yaml"
     spec.write_text(SWEEP.format(data=tiny))
     run_dir = tmpfs / "run"
-    result = invoke("sweep", spec, "--out-dir", run_dir, "--threads", "1")
+    # two worker processes: the mount fails their writes as it fails this process's
+    result = invoke("sweep", spec, "--out-dir", run_dir, "--jobs", "2", "--threads", "1")
     assert result.exit_code == 1, result.output
     line = only_line(result, "Error:")
     assert "2 trial(s) could not be saved" in line and "no space left on device" in line
@@ -172,7 +173,7 @@ def test_a_sweep_on_a_full_disk_records_the_failed_trials_and_names_resume(tmpfs
     assert leftovers(tmpfs) == []
     # more room, and --resume trains the two trials again
     assert _mount("-o", "remount,size=64m", str(tmpfs)).returncode == 0
-    resumed = invoke("sweep", "--resume", run_dir, "--threads", "1")
+    resumed = invoke("sweep", "--resume", run_dir, "--jobs", "1", "--threads", "1")
     assert resumed.exit_code == 0, resumed.output
     assert [row["status"] for row in finished_rows(RunFolder(run_dir).read_results())] == \
         ["ok", "ok"]
