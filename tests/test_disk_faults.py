@@ -1,6 +1,7 @@
 """Issue 23: every write charrec makes, failed on purpose one at a time, the way SQLite tests
 its I/O (`tests/faults.py`): a short `train`, `test` with its plot, a 2-trial `sweep`,
-`predict --sheet`, rendering the built-in letters, importing a dataset and the font cache. The
+`predict --sheet`, `export`, rendering the built-in letters, importing a dataset and the font
+cache. The
 errno goes round ENOSPC, EROFS, EACCES, EDQUOT and EIO. After each run: no traceback; exit 1 and
 one `Error:` line naming the cause when a result could not be written, exit 0 and one
 `Warning:` line when only an extra (a plot, a sheet, the font cache) could not; the previous
@@ -199,6 +200,28 @@ def test_every_write_of_predict_sheet_failing(tiny, previous, tmp_path):
 
     counting = every_fault(tmp_path, lambda folder: folder.mkdir(), run, check)
     assert "data.contact_sheet.save_contact_sheet" in counting.sites
+
+
+def test_every_write_of_an_export_failing(tiny, previous, tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = tmp_path / "model.pth"
+    model.write_bytes(previous)
+
+    def prepare(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "m.onnx").write_bytes(b"the previous export")
+
+    def run(folder: Path) -> Any:
+        return invoke("export", "--model", model, "--out", folder / "m.onnx")
+
+    def check(result: Any, faults: DiskFaults, folder: Path) -> None:
+        line = assert_handled(result, faults, folder)
+        if line is not None:
+            assert "could not write the ONNX model" in line
+            assert (folder / "m.onnx").read_bytes() == b"the previous export"
+
+    counting = every_fault(tmp_path, prepare, run, check)
+    assert "export.export_model" in counting.sites
 
 
 # ---------------------------------------------------------------------------------- sweep
