@@ -48,8 +48,9 @@ def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write atomically: the previous file at `path` stays intact until the new one is complete."""
-    return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+    """Write atomically: the previous file at `path` stays intact until the new one is complete.
+    A disk error raises `WriteError` (the previous file is unchanged)."""
+    return atomic_write(path, lambda handle: torch.save(checkpoint, handle), "the checkpoint")
 
 
 def keep_previous_checkpoint(path: str | Path) -> Path | None:

@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, friendly_errors, import_torch, interrupted
+from charrec.cli.common import (
+    Command,
+    Debug,
+    friendly_errors,
+    import_torch,
+    interrupted,
+    write_extra,
+)
 from charrec.report import console, epoch_line, escape, percent
 
 
@@ -73,6 +80,9 @@ def train_command(
         if hint:
             console.print(f"[yellow]Note:[/yellow] {escape(hint)}", soft_wrap=True)
     if not dry_run:
+        from charrec.train import check_destinations
+
+        check_destinations(config, hints=True)  # a read-only --out or data folder: up front
         _keep_previous_model(config.out)
     run_training(config, strict=strict, resume=state, dry_run=dry_run)
 
@@ -140,14 +150,16 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
     from charrec.report import options_summary, plot_training_curves
 
     try:
-        curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                      title=f"{out.name}: {options_summary(result.config or config)}")
+        curves = write_extra(lambda: plot_training_curves(
+            result.history, out.with_name(out.stem + "_curves.png"),
+            title=f"{out.name}: {options_summary(result.config or config)}"))
     except KeyboardInterrupt:
         raise interrupted(f" while drawing the curves; {saved}") from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
     console.print(f"Best validation accuracy {percent(result.best_val_accuracy)} at epoch "
                   f"{result.best_epoch} of {config.epochs}{test} ({result.train_seconds:.1f} s). "
-                  f"Saved that epoch's model to {out}; curves in {curves}.")
+                  f"Saved that epoch's model to {out}"
+                  f"{f'; curves in {curves}' if curves else ' (no curves: see the warning)'}.")
     return result
 
 
