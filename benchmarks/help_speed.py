@@ -1,6 +1,6 @@
-"""How long `charrec --help` and `charrec train --help` take (target: under 0.3 s each).
+"""How long `charrec --help` and every subcommand's `--help` take (target: under 0.3 s each).
 
-    python benchmarks/help_speed.py [--rounds 15]
+    python benchmarks/help_speed.py [--rounds 15] [--commands train,predict]
 
 Each is a fresh process of the installed `charrec` script (next to this Python), timed
 alternately with two references: a bare Python start-up (`python -c pass`) and
@@ -33,15 +33,32 @@ def timed(command: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def subcommands() -> list[str]:
+    """Every command of the app, sub-apps' commands as "data import" etc."""
+    import typer
+
+    from charrec.cli import app
+
+    group = typer.main.get_command(app)
+    names = []
+    for name, command in group.commands.items():
+        names.append(name)
+        names += [f"{name} {sub}" for sub in getattr(command, "commands", {})]
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--commands", default=None,
+                        help="comma-separated subcommands [default: all of them]")
     args = parser.parse_args()
     script = Path(sys.executable).with_name("charrec")
     charrec = [str(script)] if script.exists() else [sys.executable, "-m", "charrec"]
+    commands = args.commands.split(",") if args.commands else subcommands()
     contenders = {
         "charrec --help": [*charrec, "--help"],
-        "charrec train --help": [*charrec, "train", "--help"],
+        **{f"charrec {name} --help": [*charrec, *name.split(), "--help"] for name in commands},
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import typer'": [sys.executable, "-c", "import typer"],
     }
@@ -59,7 +76,7 @@ def main() -> None:
         median = statistics.median(values)
         verdict = (f"  {'under' if median < TARGET else 'OVER'} the {TARGET} s target"
                    if name.startswith("charrec") else "")
-        print(f"{name:26s} wall median {median:.3f} s, fastest {min(values):.3f} s; "
+        print(f"{name:34s} wall median {median:.3f} s, fastest {min(values):.3f} s; "
               f"CPU median {statistics.median(cpus[name]):.3f} s{verdict}")
     print(f"({args.rounds} rounds, {' '.join(charrec)})")
 

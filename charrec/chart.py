@@ -1,8 +1,8 @@
 """Line charts drawn with Pillow: panels of lines over a shared x (epochs), with axes, ticks,
 grid, legend and titles, written as one PNG.
 
-Why not matplotlib: importing it and drawing two panels cost ~1.5 s of every `charrec train`
-(as much as 15 epochs of the course MLP); this takes a few milliseconds. What to plot lives in
+Why not matplotlib: importing it and drawing two panels cost as much as many epochs of the
+course MLP (docs/benchmarks.md); this takes a few milliseconds. What to plot lives in
 `charrec.report`; this module only draws.
 """
 
@@ -167,9 +167,10 @@ def render(panels: Sequence[Panel], title: str = "") -> bytes:
     return buffer.getvalue()
 
 
-def save_chart(panels: Sequence[Panel], path: str | Path, title: str = "") -> Path:
-    """`render` written atomically to `path`."""
+def save_chart(panels: Sequence[Panel], path: str | Path, title: str = "",
+               what: str = "the chart") -> Path:
+    """`render` written atomically to `path` (a disk error: `WriteError` naming `what`)."""
     from charrec.files import atomic_write
 
     data = render(panels, title)
-    return atomic_write(path, lambda handle: handle.write(data))
+    return atomic_write(path, lambda handle: handle.write(data), what)

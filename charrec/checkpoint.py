@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from charrec import CLASSES, __version__
-from charrec.config import TrainConfig, config_from_dict
-from charrec.errors import CheckpointError, ConfigError
+from charrec.config import TrainConfig, stored_config
+from charrec.errors import CheckpointError
 from charrec.files import atomic_write, keep_previous
 
 FORMAT_VERSION = 1
@@ -54,8 +54,9 @@ def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write atomically: the previous file at `path` stays intact until the new one is complete."""
-    return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+    """Write atomically: the previous file at `path` stays intact until the new one is complete.
+    A disk error raises `WriteError` (the previous file is unchanged)."""
+    return atomic_write(path, lambda handle: torch.save(checkpoint, handle), "the checkpoint")
 
 
 def keep_previous_checkpoint(path: str | Path) -> Path | None:
@@ -70,6 +71,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         hint = " (train one with `charrec train`)" if not path.exists() else ""
         raise CheckpointError(f"checkpoint not found: {path}{hint}")
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{path} is an ONNX model (for predict and test, on ONNX "
+                              f"Runtime); this needs a charrec checkpoint (.pth)")
     if not _looks_like_torch_file(path):
         raise CheckpointError(f"{path}: not a readable checkpoint (not a file saved by torch; "
                               f"give a .pth file that `charrec train` wrote)")
@@ -134,13 +138,7 @@ _PART_CHECKS = {
 
 
 def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> TrainConfig:
-    values = checkpoint["config"]
-    if isinstance(values, dict) and "lr_schedule" not in values:
-        values = {**values, "lr_schedule": "constant"}  # written before schedules existed
-    try:
-        return config_from_dict(values)
-    except (ConfigError, AttributeError, TypeError, ValueError, KeyError, IndexError) as error:
-        raise CheckpointError(f"{path}: invalid config inside checkpoint: {error}") from None
+    return stored_config(checkpoint["config"], path)
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:

@@ -411,6 +411,19 @@ def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
                    if value is not None})
 
 
+def stored_config(values: Any, path: str | Path = "checkpoint") -> TrainConfig:
+    """The config stored in a checkpoint or an ONNX model's metadata; CheckpointError (one
+    line) if it is not a valid one."""
+    from charrec.errors import CheckpointError
+
+    if isinstance(values, dict) and "lr_schedule" not in values:
+        values = {**values, "lr_schedule": "constant"}  # written before schedules existed
+    try:
+        return config_from_dict(values)
+    except (ConfigError, AttributeError, TypeError, ValueError, KeyError, IndexError) as error:
+        raise CheckpointError(f"{path}: invalid config inside the model: {error}") from None
+
+
 def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
     """A copy of `config` with `changes` applied and everything re-validated."""
     values = config.to_dict()

@@ -1,8 +1,8 @@
 """Everything charrec shows: rich tables and progress on the terminal, PNG plots on disk.
 
 Shared by the CLI and `charrec.sweep.report`; it never trains or reads data. The training
-curves are drawn with Pillow (`charrec.chart`: milliseconds, where importing matplotlib alone
-took ~1 s of every `charrec train`); the other plots use matplotlib's non-interactive Agg
+curves are drawn with Pillow (`charrec.chart`: importing matplotlib alone cost more than the
+whole plot should); the other plots use matplotlib's non-interactive Agg
 backend (imported lazily, so `charrec --help` stays instant). Plots are written atomically.
 `step` and `progress_task` show a spinner or bar on a terminal and plain lines otherwise.
 """
@@ -112,18 +112,19 @@ def epoch_line(metrics: Any, is_best: bool) -> str:
 
 
 def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
+    import numpy as np
     from rich.table import Table
 
     table = Table(title="Per-class accuracy")
     for column in ("Letter", "Images", "Correct", "Accuracy", "Most often read as"):
         table.add_column(column, justify="right" if column != "Letter" else "center")
     for index, letter in enumerate(classes):
-        row = confusion[index]
+        row = np.asarray(confusion[index])
         total = int(row.sum())
         if total == 0:
             continue
         correct = int(row[index])
-        wrong = row.clone()
+        wrong = row.copy()
         wrong[index] = 0
         confused = (f"{classes[int(wrong.argmax())]} ({int(wrong.max())})"
                     if int(wrong.max()) > 0 else "")
@@ -131,7 +132,8 @@ def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
     return table
 
 
-def save_figure(figure: Any, path: str | Path) -> Path:
+def save_figure(figure: Any, path: str | Path, what: str = "the plot") -> Path:
+    """The figure as a PNG at `path`, written atomically (a disk error: `WriteError`)."""
     from charrec.files import atomic_write
 
     buffer = io.BytesIO()
@@ -139,7 +141,7 @@ def save_figure(figure: Any, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
-    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()), what)
 
 
 def pyplot():
@@ -170,7 +172,7 @@ def options_summary(config: Any) -> str:
 def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
                          title: str = "") -> Path:
     """Train loss and train/validation accuracy per epoch, drawn with Pillow
-    (`charrec.chart`): a few milliseconds, where matplotlib took ~1.5 s of every run."""
+    (`charrec.chart`), which costs far less than importing matplotlib."""
     from charrec.chart import Panel, Series, save_chart
 
     epochs = [row["epoch"] for row in history]
@@ -185,20 +187,23 @@ def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
             Series("validation", val_epochs, [row["val_accuracy"] for row in validated])],
             ylim=(0.0, 1.0)),
     ]
-    return save_chart(panels, path, title)
+    return save_chart(panels, path, title, "the training curves")
 
 
 def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CLASSES,
                    title: str = "Confusion matrix") -> Path:
+    import numpy as np
+
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 7))
-    totals = confusion.sum(dim=1, keepdim=True).clamp_min(1)
-    image = axis.imshow((confusion / totals).numpy(), cmap="Blues", vmin=0, vmax=1)
+    confusion = np.asarray(confusion, dtype=np.float64)
+    totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    image = axis.imshow(confusion / totals, cmap="Blues", vmin=0, vmax=1)
     axis.set_xticks(range(len(classes)), classes)
     axis.set_yticks(range(len(classes)), classes)
     axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of true class")
-    return save_figure(figure, path)
+    return save_figure(figure, path, "the confusion matrix")
 
 
 def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -228,4 +233,4 @@ def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: st
     axis.set_axis_off()
     if title:
         axis.set_title(title)
-    return save_figure(figure, path)
+    return save_figure(figure, path, "the map")

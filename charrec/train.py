@@ -30,7 +30,7 @@ from charrec.checkpoint import make_checkpoint, save_checkpoint
 from charrec.config import TrainConfig, replace, resolve_augment
 from charrec.data.batches import Augment, Rehearsal, training_batches
 from charrec.data.loading import LetterData, load_splits, load_tuning_splits
-from charrec.errors import ConfigError, DataError, TrainingDiverged
+from charrec.errors import ConfigError, DataError, TrainingDiverged, WriteError
 from charrec.nn.functions import loss_function, softmax_cross_entropy
 from charrec.nn.model import build_model, logits_and_loss, predict_logits
 from charrec.tune import (
@@ -233,6 +233,7 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     config = with_parent(config, parent)
     if dry_run:
         return _dry_run(config, callbacks, strict, parent)
+    check_destinations(config, save)
     # the checkpoint stores the data folder; absolute, `charrec test` finds it from anywhere
     config = replace(config, data_dir=str(Path(config.data_dir).absolute()))
     config, data = prepare_data(config, callbacks, strict, data)
@@ -249,6 +250,7 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
             callbacks.on_parent(parent_record)
 
     last_save = -math.inf
+    saved: list[str] = []  # what config.out holds from this run, in words (the last save)
 
     def save_state(state: TrainState) -> None:
         # a new best is saved at once; otherwise at most every SAVE_EVERY_SECONDS, so that
@@ -257,8 +259,9 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         due = state.best_epoch == state.epoch or \
             time.monotonic() - last_save >= SAVE_EVERY_SECONDS
         if save and due:
-            save_checkpoint(config.out, make_checkpoint(config, state.best_state, state.metrics(),
-                                                        state.resume_dict(), parent_record))
+            _save(config, make_checkpoint(config, state.best_state, state.metrics(),
+                                          state.resume_dict(), parent_record), saved)
+            saved[:] = [_describe_saved(state)]
             last_save = time.monotonic()
         if callbacks.on_state:
             callbacks.on_state(state)
@@ -279,9 +282,8 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     if save and result.state.best_state:
         result.checkpoint = Path(config.out)  # saved after the last epoch already
         try:  # again, with the final metrics; Ctrl-C waits until the file is complete
-            save_checkpoint(config.out, make_checkpoint(
-                config, result.state.best_state, result.metrics(), result.state.resume_dict(),
-                parent_record))
+            _save(config, make_checkpoint(config, result.state.best_state, result.metrics(),
+                                          result.state.resume_dict(), parent_record), saved)
         except KeyboardInterrupt:
             result.interrupted = True
     return result
@@ -297,6 +299,40 @@ def _blend_with_parent(result: TrainResult, parent: Parent, share: float,
     result.model.load_state_dict(state.best_state)
     state.best_val_accuracy = evaluate(result.model, validation.images, validation.labels,
                                        confusion=False)["accuracy"]
+
+
+def check_destinations(config: TrainConfig, save: bool = True, hints: bool = False) -> None:
+    """Before any work, `WriteError` unless the checkpoint's folder can take a file, and the
+    folder the built-in letters would be rendered into too (when `config.data_dir` holds no
+    dataset yet): a read-only or full destination must not cost a whole run. `hints`: the
+    message names `charrec train`'s options to change."""
+    from charrec.data.synth import holds_anything
+    from charrec.files import check_writable
+
+    if save:
+        check_writable(Path(config.out).parent, f"the checkpoint {config.out}",
+                       "nothing was trained" + ("; choose a writable --out" if hints else ""))
+    data_dir = Path(config.data_dir)
+    if config.from_model is None and not holds_anything(data_dir):  # --from never renders
+        check_writable(data_dir.parent, f"the built-in letters to {data_dir} (no dataset there "
+                       f"yet)", "nothing was rendered or trained" + (
+                           "; give --data-dir a dataset or a writable folder" if hints else ""))
+
+
+def _save(config: TrainConfig, checkpoint: dict[str, Any], saved: list[str]) -> None:
+    """`save_checkpoint` to `config.out`; a disk error says which model the file still holds."""
+    try:
+        save_checkpoint(config.out, checkpoint)
+    except WriteError as error:
+        if not saved:
+            raise
+        raise WriteError(f"{error} (it holds {saved[0]})", error.errno) from error
+
+
+def _describe_saved(state: TrainState) -> str:
+    accuracy = ("" if state.best_val_accuracy is None else
+                f", val acc {100 * state.best_val_accuracy:.1f}%")
+    return f"this run's best model up to epoch {state.epoch} (epoch {state.best_epoch}{accuracy})"
 
 
 def build_training(config: TrainConfig, parent: Parent | None = None

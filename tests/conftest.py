@@ -41,3 +41,16 @@ def course_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def folder_dataset(tmp_path_factory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("folders") / "letters")
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """Tests that run the CLI's `run_app` in this process leave its shutdown handlers (SIGTERM
+    and SIGHUP ignored) behind; every test starts from the handlers the suite started with."""
+    signals = [signal.SIGINT, *(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                                if hasattr(signal, name))]
+    saved = {signum: signal.getsignal(signum) for signum in signals}
+    yield
+    for signum, handler in saved.items():
+        if handler is not None:
+            signal.signal(signum, handler)

@@ -82,9 +82,11 @@ runner = CliRunner()
 
 def preprocess(image: Image.Image, norm_size: tuple[int, int]):
     """PIL image -> float32 tensor [H, W] in [-1, 1], as training, testing and predicting see it."""
-    from charrec.data.preprocess import normalise, resize_gray
+    import torch
 
-    return normalise(resize_gray(image, norm_size).unsqueeze(0))[0]
+    from charrec.data.preprocess import image_array
+
+    return torch.from_numpy(image_array(image, norm_size))
 
 
 def count_parameters(model) -> int:

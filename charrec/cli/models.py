@@ -1,7 +1,8 @@
 """`charrec test` and `charrec predict`: reading letters with a saved or the bundled model.
 
-Choosing the model is `charrec.models.resolve`'s job, measuring `charrec.measure`'s and reading
-images `charrec.predict`'s; this module turns their results into tables, lines and JSON.
+Choosing the model is `charrec.models.resolve`'s job, loading it on ONNX Runtime or torch
+`charrec.reader`'s, measuring `charrec.measure`'s and reading images `charrec.predict`'s; this
+module turns their results into tables, lines and JSON.
 """
 
 from __future__ import annotations
@@ -19,23 +20,27 @@ from charrec.cli.common import (
     import_torch,
     plain_line,
     print_json,
+    write_extra,
 )
 from charrec.errors import CharrecError
 from charrec.report import console, percent
 
-ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH|bundled", help="Checkpoint (.pth) or ONNX model (.onnx) to load, or 'bundled' for the model that ships with charrec. [default: saved_models/recognition.pth if it exists, else bundled]", show_default=False)]
+BackendOption = Annotated[str, typer.Option(metavar="auto|onnx|torch", help="What runs the model: onnx (ONNX Runtime, no torch: for .onnx files and the bundled model), torch (for .pth checkpoints), or auto (onnx where the model has an ONNX form).")]
 SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact sheet PNG of the images with their predicted letters and probabilities (wrong or doubtful ones first, framed in red).", show_default=False)]
 
 
-def load_chosen_model(model: str | None) -> tuple[Any, Any, Any, Any]:
-    """Resolve `--model` (see `charrec.models.resolve`) and load it -> (network, config,
-    checkpoint, choice)."""
-    from charrec.checkpoint import load_model
+def load_chosen_reader(model: str | None, backend: str) -> Any:
+    """Resolve `--model` and load it on the backend `--backend` asks for (see
+    `charrec.reader`); torch is imported only when it runs the model."""
     from charrec.models.resolve import resolve_model
+    from charrec.reader import choose_backend, open_reader
 
     choice = resolve_model(model)
-    network, config, checkpoint = load_model(choice.path)
-    return network, config, checkpoint, choice
+    chosen = choose_backend(choice, backend)
+    if chosen == "torch":
+        import_torch()
+    return open_reader(choice, chosen)
 
 
 def say_which_model(label: str, choice: Any = None, checkpoint: Any = None) -> None:
@@ -64,6 +69,7 @@ def test_command(
     plot: Annotated[Path | None, typer.Option(help="Confusion-matrix PNG. [default: next to the model, <name>_confusion_<data>.png]", show_default=False)] = None,
     sheet: SheetOption = None,
     sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the wrong ones first).")] = 64,
+    backend: BackendOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping them.")] = False,
     debug: Debug = False,
@@ -71,44 +77,45 @@ def test_command(
     """Measure a saved model's accuracy on a dataset split."""
     import re
 
-    import_torch()
     from charrec.measure import measure_data, test_images
-    from charrec.models.resolve import describe_model, parent_record
+    from charrec.models.resolve import parent_record
     from charrec.report import per_class_table, plot_confusion, step
 
-    network, config, checkpoint, choice = load_chosen_model(model)
+    reader = load_chosen_reader(model, backend)
+    choice, config = reader.choice, reader.config
     directory = data_dir or config.data_dir
     with step(f"Reading images from {directory}", quiet=json_output):
         data, name = test_images(config, data_dir, split, strict)
     with step(f"Testing {len(data)} images", quiet=json_output):
-        result = measure_data(network, data, name, checkpoint["classes"])
+        result = measure_data(reader, data, name)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
     stem = "bundled" if choice.bundled else choice.path.stem
     folder = Path(".") if choice.bundled else choice.path.parent
-    plot_path = plot or folder / f"{stem}_confusion_{slug}.png"
-    plot_confusion(result.confusion, plot_path, result.classes,
-                   title=f"{stem} on {result.data_name}")
+    plot_path = write_extra(lambda: plot_confusion(
+        result.confusion, plot or folder / f"{stem}_confusion_{slug}.png", result.classes,
+        title=f"{stem} on {result.data_name}"))
     summary = {
         "accuracy": result.accuracy, "n_correct": result.n_correct,
         "n_images": len(result.data), "n_skipped": len(result.data.skipped),
         "data": result.data_name, "split": split,
         "data_dir": str(Path(directory).resolve()),
-        "model": describe_model(choice, checkpoint), "model_path": str(choice.path),
-        "tuned_from": parent_record(checkpoint),
+        "model": reader.describe(), "model_path": str(choice.path), "backend": reader.backend,
+        "tuned_from": parent_record(reader.info),
         "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
-        "confusion_png": str(plot_path),
+        "confusion_png": str(plot_path) if plot_path else None,
     }
-    say_which_model(summary["model"], choice, checkpoint)
+    say_which_model(summary["model"], choice, reader.info)
     if sheet is not None:
         from charrec.data.contact_sheet import prediction_sheet
         from charrec.measure import predicted_images
 
         with step(f"Drawing the contact sheet {sheet}", quiet=json_output):
-            drawn = prediction_sheet(predicted_images(network, result), sheet,
-                                     f"{stem} on {result.data_name}", n=sheet_n)
-        summary["sheet_png"] = str(drawn.path)
+            drawn = write_extra(lambda: prediction_sheet(
+                predicted_images(reader, result), sheet, f"{stem} on {result.data_name}",
+                n=sheet_n))
+        summary["sheet_png"] = str(drawn.path) if drawn else None
     if json_output:
         print_json(summary)
         return
@@ -118,8 +125,9 @@ def test_command(
     if result.data.skipped:
         console.print(f"[yellow]Warning:[/yellow] skipped {len(result.data.skipped)} unreadable "
                       f"images")
-    console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
-    if sheet is not None:
+    if plot_path:
+        console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
+    if summary.get("sheet_png"):
         console.print(f"Contact sheet: {summary['sheet_png']}", soft_wrap=True)
     console.print(f"[bold]Accuracy on {result.data_name}: {percent(result.accuracy)}[/bold] "
                   f"({result.n_correct}/{len(result.data)} images)")
@@ -155,34 +163,33 @@ def predict_command(
     top_k: Annotated[int, typer.Option(min=1, max=26, help="Also show the K most likely letters.")] = 1,
     sheet: SheetOption = None,
     sheet_n: Annotated[int, typer.Option(min=1, max=1024, help="Images on the --sheet (the doubtful ones first).")] = 64,
+    backend: BackendOption = "auto",
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any image cannot be read (by default such images get a warning and the rest are answered).")] = False,
     debug: Debug = False,
 ) -> None:
     """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
     when the image holds no letter, several letters, or the model is unsure."""
-    import_torch()
     from charrec.errors import ConfigError
-    from charrec.models.resolve import describe_model, parent_record
-    from charrec.predict import predict_images
+    from charrec.models.resolve import parent_record
     from charrec.report import progress_task
 
     given = [*(images or []), *(im_path or [])]
     if not given:
         raise ConfigError("give one or more images or folders, e.g. `charrec predict a.png "
                           "photos/` (or --im-path a.png)")
-    network, config, checkpoint, choice = load_chosen_model(model)
+    reader = load_chosen_reader(model, backend)
+    choice = reader.choice
     paths = _expand_image_paths(given)
     with progress_task(f"reading {len(paths)} images", quiet=True,
                        show=len(paths) > 100) as update:
-        results, failures = predict_images(network, config, checkpoint["classes"], paths,
-                                           top_k, on_image=update)
-    label = describe_model(choice, checkpoint)
+        results, failures = reader.predict_images(paths, top_k, on_image=update)
+    label = reader.describe()
     if results:
-        say_which_model(label, choice, checkpoint)
+        say_which_model(label, choice, reader.info)
     if json_output:
-        print_json([{**result.to_dict(), "model": label, "tuned_from": parent_record(checkpoint)}
-                    for result in results])
+        print_json([{**result.to_dict(), "model": label,
+                     "tuned_from": parent_record(reader.info)} for result in results])
     else:
         for result in results:
             prefix = f"{result.path}: " if len(paths) > 1 else ""
@@ -197,11 +204,12 @@ def predict_command(
     if sheet is not None:
         from charrec.data.contact_sheet import PredictedImage, prediction_sheet
 
-        drawn = prediction_sheet([PredictedImage(result.path, result.letter, result.probability,
-                                                 warning=result.warning) for result in results],
-                                 sheet, f"{choice.path.name if not choice.bundled else 'bundled'}"
-                                        f" predictions", n=sheet_n)
-        if not json_output:
+        drawn = write_extra(lambda: prediction_sheet(
+            [PredictedImage(result.path, result.letter, result.probability,
+                            warning=result.warning) for result in results],
+            sheet, f"{choice.path.name if not choice.bundled else 'bundled'} predictions",
+            n=sheet_n))
+        if drawn and not json_output:
             plain_line(f"Contact sheet: {drawn.path}")
     named = [f"{path}: " for path in given if not path.is_dir()]
     named_failed = any(message.startswith(prefix) for message in failures for prefix in named)

@@ -1,8 +1,8 @@
 """Turning option strings into values without pydantic.
 
 Typer (0.2x) converts every option value through a pydantic `TypeAdapter`; importing pydantic
-and building the adapters costs about 0.1 s, a third of `charrec --help` and most of what a
-one-image `charrec predict` spends outside torch. charrec's options are all plain `str`, `int`,
+and building the adapters is a large share of `charrec --help` (benchmarks/help_speed.py,
+docs/benchmarks.md). charrec's options are all plain `str`, `int`,
 `float` and `Path` values (some with a range), flags, or lists of them, which need no more
 than `int(text)`. `fast_params` gives each such parameter a converter written here; anything else
 (and any Typer without this mechanism) keeps Typer's own conversion, so the only cost of a

@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, friendly_errors, import_torch, interrupted
+from charrec.cli.common import (
+    Command,
+    Debug,
+    friendly_errors,
+    import_torch,
+    interrupted,
+    write_extra,
+)
 from charrec.report import console, epoch_line, escape, percent
 
 
@@ -82,6 +89,9 @@ def train_command(
 
         config = preflight(config)  # --from: parent and letters checked before any file moves
     if not dry_run:
+        from charrec.train import check_destinations
+
+        check_destinations(config, hints=True)  # a read-only --out or data folder: up front
         _keep_previous_model(config.out)
     run_training(config, strict=strict, resume=state, dry_run=dry_run)
 
@@ -152,8 +162,9 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
     from charrec.report import options_summary, plot_training_curves
 
     try:
-        curves = plot_training_curves(result.history, out.with_name(out.stem + "_curves.png"),
-                                      title=f"{out.name}: {options_summary(result.config or config)}")
+        curves = write_extra(lambda: plot_training_curves(
+            result.history, out.with_name(out.stem + "_curves.png"),
+            title=f"{out.name}: {options_summary(result.config or config)}"))
     except KeyboardInterrupt:
         raise interrupted(f" while drawing the curves; {saved}") from None
     test = f", test {percent(result.test_accuracy)}" if result.test_accuracy is not None else ""
@@ -162,7 +173,8 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
     which = "Best validation accuracy" if config.keep_epoch == "best" else "Validation accuracy"
     console.print(f"{which} {percent(result.best_val_accuracy)} at epoch "
                   f"{result.best_epoch} of {config.epochs}{test} ({result.train_seconds:.1f} s). "
-                  f"Saved that epoch's model to {out}; curves in {curves}.")
+                  f"Saved that epoch's model to {out}"
+                  f"{f'; curves in {curves}' if curves else ' (no curves: see the warning)'}.")
     return result
 
 
@@ -181,8 +193,8 @@ def _print_gain(result: Any, config: Any) -> None:
 
 class _LinesOnly:
     """What `training_callbacks` uses of a rich Progress, for output that is not a terminal:
-    there a transient bar shows nothing, and importing rich.progress alone took ~0.13 s of every
-    `charrec train`. Lines still go to the console."""
+    there a transient bar shows nothing, and importing rich.progress is not free. Lines still
+    go to the console."""
 
     def __init__(self) -> None:
         self.console = console.rich

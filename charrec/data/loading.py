@@ -7,7 +7,9 @@ Two layouts are detected automatically:
   split 70/15/15 per class with a seed, or used whole as a test set.
 
 Labels are case-insensitive letters; class indices follow `charrec.CLASSES` (A..Z). Each image is
-decoded once per run (in a thread pool) into one float32 tensor [N, H, W].
+decoded once per run (in a thread pool) into one float32 array [N, H, W], handed to training as
+a torch tensor (`torch.from_numpy`, no copy) and to ONNX Runtime as it is (`arrays=True`:
+testing an ONNX model never imports torch).
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from charrec import CLASSES
 from charrec.data.preprocess import IMAGE_SUFFIXES, normalise, read_gray
 from charrec.errors import DataError, ImageError
+
+if TYPE_CHECKING:
+    import torch
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -36,10 +42,11 @@ SMALL_FILE_BYTES = 16 * 1024  # images this small are decoded in one thread (see
 
 @dataclass
 class LetterData:
-    """One split in memory: images [N, H, W] float32 in [-1, 1], labels [N] int64, file paths."""
+    """One split in memory: images [N, H, W] float32 in [-1, 1], labels [N] int64, file paths.
+    Torch tensors for training; numpy arrays where loaded with `arrays=True`."""
 
-    images: torch.Tensor
-    labels: torch.Tensor
+    images: Any  # torch.Tensor or np.ndarray
+    labels: Any
     paths: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
@@ -159,7 +166,16 @@ def list_split(data_dir: str | Path, split: str, seed: int = 0,
 
 def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: bool = False,
                   workers: int = 4) -> tuple[torch.Tensor, list[bool], list[tuple[str, str]]]:
-    """Decode images once -> (tensor [N_ok, H, W], ok mask, skipped (path, reason)).
+    """`decode_arrays` with the images as a torch tensor."""
+    import torch
+
+    images, ok, errors = decode_arrays(paths, norm_size, strict, workers)
+    return torch.from_numpy(images), ok, errors
+
+
+def decode_arrays(paths: Sequence[Path], norm_size: tuple[int, int], strict: bool = False,
+                  workers: int = 4) -> tuple[np.ndarray, list[bool], list[tuple[str, str]]]:
+    """Decode images once -> (float32 array [N_ok, H, W], ok mask, skipped (path, reason)).
 
     Unreadable images are skipped (or, with `strict`, raise the first error).
     """
@@ -174,8 +190,8 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
         return results
 
     # Threads pay only when decoding releases the GIL for long (photos of some size). Small
-    # files, like the 26,000 built-in letters of 32x32 (0.13 ms each), decode 1.5-2 times
-    # faster in one thread; with one future per image, four threads were 2-3 times slower.
+    # files, like the built-in letters of 32x32, decode faster in one thread, and one future
+    # per image made threads slower still (docs/benchmarks.md).
     if _small_files(paths):
         workers = 1
     chunk_size = max(1, min(DECODE_CHUNK, len(paths) // (4 * workers)))
@@ -192,10 +208,9 @@ def decode_images(paths: Sequence[Path], norm_size: tuple[int, int], strict: boo
     ok = [not isinstance(result, ImageError) for result in results]
     pixels = [result for result in results if not isinstance(result, ImageError)]
     if not pixels:
-        return torch.empty(0, *norm_size), ok, errors
-    gray = torch.frombuffer(bytearray(b"".join(pixels)), dtype=torch.uint8)
-    images = normalise(gray.view(len(pixels), *norm_size))
-    return images, ok, errors
+        return np.empty((0, *norm_size), dtype=np.float32), ok, errors
+    gray = np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(len(pixels), *norm_size)
+    return normalise(gray), ok, errors
 
 
 def _small_files(paths: Sequence[Path], sample: int = 32) -> bool:
@@ -210,10 +225,12 @@ def _small_files(paths: Sequence[Path], sample: int = 32) -> bool:
 
 
 def load_split(data_dir: str | Path, split: str, norm_size: tuple[int, int], seed: int = 0,
-               whole_folder: bool = False, strict: bool = False) -> LetterData:
-    """Read one split into memory (see `list_split` for `whole_folder`)."""
+               whole_folder: bool = False, strict: bool = False, arrays: bool = False
+               ) -> LetterData:
+    """Read one split into memory (see `list_split` for `whole_folder`): torch tensors, or
+    numpy arrays with `arrays`."""
     items = list_split(data_dir, split, seed, whole_folder)
-    return _decode_split(items, split, Path(data_dir), norm_size, strict)
+    return _decode_split(items, split, Path(data_dir), norm_size, strict, arrays)
 
 
 def first_images(data_dir: str | Path, norm_size: tuple[int, int], count: int, seed: int = 0
@@ -224,6 +241,8 @@ def first_images(data_dir: str | Path, norm_size: tuple[int, int], count: int, s
     if not any(ok):
         raise DataError(f"none of the first {len(items)} training images of {data_dir} could "
                         f"be read; first error: {skipped[0][1]}")
+    import torch
+
     labels = [index for (_, index), good in zip(items, ok, strict=True) if good]
     return images, torch.tensor(labels, dtype=torch.int64)
 
@@ -288,13 +307,17 @@ def tuning_items(data_dir: str | Path, seed: int = 0) -> dict[str, list[tuple[Pa
 
 
 def _decode_split(items: list[tuple[Path, int]], split: str, data_dir: Path,
-                  norm_size: tuple[int, int], strict: bool) -> LetterData:
-    images, ok, skipped = decode_images([path for path, _ in items], norm_size, strict)
+                  norm_size: tuple[int, int], strict: bool, arrays: bool = False) -> LetterData:
+    images, ok, skipped = decode_arrays([path for path, _ in items], norm_size, strict)
     kept = [item for item, good in zip(items, ok, strict=True) if good]
     if not kept:
         raise DataError(f"none of the {len(items)} images of the {split} split of {data_dir} "
                         f"could be read; first error: {skipped[0][1]}")
-    labels = torch.tensor([index for _, index in kept], dtype=torch.int64)
+    labels = np.array([index for _, index in kept], dtype=np.int64)
+    if not arrays:
+        import torch
+
+        images, labels = torch.from_numpy(images), torch.from_numpy(labels)
     return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
 
 

@@ -1,10 +1,11 @@
 """Which model answers: an explicit `--model PATH`, `--model bundled`, or by default
 `saved_models/recognition.pth` in the current folder if it exists, else the bundled model.
 
-The bundled model is package data (`charrec/models/bundled.pth`), found with
-`importlib.resources` and loaded like any checkpoint (`charrec.checkpoint.load_model`,
-`weights_only=True`). This module only chooses and describes; reading and validating the file
-belong to `charrec.checkpoint`.
+The bundled model is package data (`charrec/models/bundled.pth`, and the same network as
+`bundled.onnx` for ONNX Runtime), found with `importlib.resources` and loaded like any
+checkpoint (`charrec.checkpoint.load_model`, `weights_only=True`) or ONNX file
+(`charrec.onnx_model`). This module only chooses and describes; reading and validating the
+files belong to `charrec.checkpoint` and `charrec.onnx_model`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from charrec.errors import CheckpointError
 
 BUNDLED = "bundled"
 BUNDLED_FILE = "bundled.pth"
+ONNX_SUFFIX = ".onnx"
 DEFAULT_MODEL = Path("saved_models/recognition.pth")
+BACKEND_NAMES = {"onnx": "ONNX Runtime", "torch": "torch"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,22 @@ class ModelChoice:
     @property
     def bundled(self) -> bool:
         return self.source == BUNDLED
+
+    @property
+    def is_onnx(self) -> bool:
+        """The chosen file is an ONNX model (`--model x.onnx`), not a checkpoint."""
+        return self.path.suffix.lower() == ONNX_SUFFIX
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The model's ONNX form, if it has one: the file itself, or the bundled model's
+        `bundled.onnx` beside `bundled.pth`."""
+        if self.is_onnx:
+            return self.path
+        if self.bundled:
+            sibling = self.path.with_suffix(ONNX_SUFFIX)
+            return sibling if sibling.is_file() else None
+        return None
 
 
 def bundled_resource() -> Traversable:
@@ -64,9 +83,12 @@ def resolve_model(model: str | Path | None, cwd: str | Path | None = None) -> Mo
     return ModelChoice(bundled_path(), BUNDLED)
 
 
-def describe_model(choice: ModelChoice, checkpoint: dict[str, Any]) -> str:
+def describe_model(choice: ModelChoice, checkpoint: dict[str, Any],
+                   backend: str | None = None) -> str:
     """One line naming the model that answered, e.g. `bundled (charrec 0.1.0, cnn, val 93.1%)`
-    or the checkpoint's path."""
+    or the checkpoint's path; with `backend`, which one ran it (`..., ONNX Runtime)`).
+    `checkpoint` needs only `charrec_version`, `config` and `metrics` (an ONNX file's
+    metadata carries them too)."""
     config = checkpoint.get("config", {})
     metrics = checkpoint.get("metrics", {})
     details = [f"charrec {checkpoint.get('charrec_version', '?')}", str(config.get("arch", "mlp"))]
@@ -75,6 +97,8 @@ def describe_model(choice: ModelChoice, checkpoint: dict[str, Any]) -> str:
     parent = tuned_from(checkpoint)
     if parent:
         details.append(f"tuned from {parent}")
+    if backend is not None:
+        details.append(BACKEND_NAMES.get(backend, backend))
     if choice.bundled:
         return f"bundled ({', '.join(details)})"
     return f"{choice.path} ({', '.join(details)})"

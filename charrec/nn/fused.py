@@ -3,10 +3,10 @@ as one: the same maths as chaining `LinearFunction`, the activation Functions an
 `SoftmaxCrossEntropyFunction` of `charrec.nn.functions`, with one Python call per step instead
 of two per layer.
 
-Why: each Python `autograd.Function` costs ~15-30 µs of interpreter and autograd bookkeeping
-per call (forward and backward), which for a small MLP at batch 64 is as much as the matrix
-products. Fusing the layers, and the loss with them, makes charrec's MLP as fast as torch's C++
-`nn.Linear` + `F.cross_entropy` (`benchmarks/train_speed.py`).
+Why: each Python `autograd.Function` costs interpreter and autograd bookkeeping per call
+(forward and backward), which for a small MLP at batch 64 is as much as the matrix products
+(docs/benchmarks.md). Fusing the layers, and the loss with them, makes charrec's MLP as fast
+as torch's C++ `nn.Linear` + `F.cross_entropy` (`benchmarks/train_speed.py`).
 
 Notation as in `charrec.nn.functions`. For layers l = 1..L with weights W_l [out_l, in_l] and
 biases b_l, and the activation f after every layer but the last:

@@ -41,7 +41,7 @@ def _reset(weight: nn.Parameter, bias: nn.Parameter | None, init: str, fan_in: i
            fan_out: int) -> None:
     """Weights N(0, init_std); biases 0 (N(0, 1) under "normal"). Tensors on the "meta" device
     (shapes without storage, to check a checkpoint's shapes) have no values to draw: sampling
-    them would only make torch import its compiler (1.5 s)."""
+    them would only make torch import its compiler, which is slow."""
     if weight.is_meta:
         return
     with torch.no_grad():

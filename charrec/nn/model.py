@@ -53,8 +53,8 @@ class MLP(nn.Module):
         self.linears = [layer for layer in layers if isinstance(layer, Linear)]  # not registered
         # each Linear's own parameter dict (the same dict for the module's lifetime, updated when a
         # parameter is replaced, e.g. by `load_state_dict(assign=True)` or `.to()`): the training
-        # step reads W_l, b_l from it at every batch, ~0.5 µs for 1024-64-26 where `layer.weight`,
-        # `layer.bias` (nn.Module's __getattr__) take ~3 µs
+        # step reads W_l, b_l from it at every batch, several times cheaper than `layer.weight`,
+        # `layer.bias` (nn.Module's __getattr__; docs/benchmarks.md)
         self._linear_parameters = [layer._parameters for layer in self.linears]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -77,7 +77,7 @@ class SweepSpec:
                       for option, (kind, arguments) in self.random.params.items()}
             data["random"] = {"trials": self.random.trials, "seed": self.random.seed,
                               "params": params}
-        else:
+        elif self.grid:  # repeats of the base alone have no grid (an empty one is refused)
             data["grid"] = {option: list(values) for option, values in self.grid.items()}
         data["repeats"] = self.repeats
         return data

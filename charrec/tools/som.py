@@ -141,7 +141,7 @@ def _matmul(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 def single_thread() -> Iterator[None]:
     """Run torch on one thread: the rule is sequential and each step's work is small, and on a
     busy machine waking (and spinning) a second thread for each product costs more than it
-    saves (measured: 10x slower on 2 shared cores)."""
+    saves (docs/benchmarks.md)."""
     import torch
 
     threads = torch.get_num_threads()
