@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from charrec.errors import ConfigError
-from charrec.models.resolve import ModelChoice, describe_model, resolve_model
+from charrec.models.resolve import ModelChoice, describe_model, parent_record, resolve_model
 from charrec.predict import ImageInput, Prediction, predict_images
 
 if TYPE_CHECKING:
@@ -61,6 +61,12 @@ class Reader:
     def describe(self) -> str:
         """One line: which model answered and on which backend."""
         return describe_model(self.choice, self.info, self.backend)
+
+    def tuned_from(self) -> dict[str, Any]:
+        """{"tuned_from": the parent's record} for a model made by `charrec train --from`,
+        else {}: what `--json` answers add."""
+        parent = parent_record(self.info)
+        return {"tuned_from": parent} if parent else {}
 
     @property
     def config(self) -> TrainConfig:

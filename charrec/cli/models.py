@@ -78,7 +78,6 @@ def test_command(
     import re
 
     from charrec.measure import measure_data, test_images
-    from charrec.models.resolve import parent_record
     from charrec.report import per_class_table, plot_confusion, step
 
     reader = load_chosen_reader(model, backend)
@@ -100,7 +99,7 @@ def test_command(
         "data": result.data_name, "split": split,
         "data_dir": str(Path(directory).resolve()),
         "model": reader.describe(), "model_path": str(choice.path), "backend": reader.backend,
-        "tuned_from": parent_record(reader.info),
+        **reader.tuned_from(),
         "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
@@ -171,7 +170,6 @@ def predict_command(
     """Recognise the letter in each image: prints `Prediction: X (probability)`, and a warning
     when the image holds no letter, several letters, or the model is unsure."""
     from charrec.errors import ConfigError
-    from charrec.models.resolve import parent_record
     from charrec.report import progress_task
 
     given = [*(images or []), *(im_path or [])]
@@ -188,8 +186,8 @@ def predict_command(
     if results:
         say_which_model(label, choice, reader.info)
     if json_output:
-        print_json([{**result.to_dict(), "model": label,
-                     "tuned_from": parent_record(reader.info)} for result in results])
+        print_json([{**result.to_dict(), "model": label, **reader.tuned_from()}
+                    for result in results])
     else:
         for result in results:
             prefix = f"{result.path}: " if len(paths) > 1 else ""

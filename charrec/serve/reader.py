@@ -45,7 +45,7 @@ class Reader:
             raise ImageError(failures[0])
         answer = predictions[0].to_dict()
         del answer["path"]
-        return {**answer, "model": self.description}
+        return {**answer, "model": self.description, **self.model.tuned_from()}
 
     def describe(self) -> dict[str, Any]:
         """What `GET /api/model` answers."""
