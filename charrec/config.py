@@ -10,6 +10,7 @@ option. `make_config` applies defaults < YAML file < flags and checks cross-fiel
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,35 +273,47 @@ def _parse_conv(value: Any) -> tuple[tuple[int, int, int], ...]:
     return tuple(layers)
 
 
+def option_name(field: str) -> str:
+    """The command-line flag of a TrainConfig field: `--weight-decay`, `--from` (ALIASES)."""
+    return "--" + _FLAG_NAMES.get(field, field).replace("_", "-")
+
+
+_FLAG_NAMES = {field: flag for flag, field in ALIASES.items()}
+
+# Each field's parser, made for its option's name (which error messages quote): the names are
+# derived from the fields, never written out again.
+_PARSER_FACTORIES: dict[str, Callable[[str], Callable[[Any], Any]]] = {
+    "data_dir": _text,
+    "norm_size": lambda option: _parse_norm_size,
+    "arch": lambda option: _choice(option, ARCHS),
+    "hidden": lambda option: _parse_hidden,
+    "layers": functools.partial(_int, minimum=1, maximum=MAX_LAYERS),
+    "conv": lambda option: _parse_conv,
+    "channels": functools.partial(_int, minimum=1),
+    "bias": _bool,
+    "act": lambda option: _choice(option, ACTIVATIONS),
+    "init": lambda option: _choice(option, INITS),
+    "loss": lambda option: _choice(option, LOSSES),
+    "optim": lambda option: _choice(option, OPTIMIZERS),
+    "lr_schedule": lambda option: _choice(option, LR_SCHEDULES),
+    "lr": functools.partial(_float, positive=True),
+    "momentum": functools.partial(_float, low=0.0, high=1.0),
+    "weight_decay": functools.partial(_float, low=0.0),
+    "batch_size": functools.partial(_int, minimum=1),
+    "epochs": functools.partial(_int, minimum=1),
+    "val_interval": functools.partial(_int, minimum=1),
+    "seed": functools.partial(_int, minimum=0),
+    "device": lambda option: _choice(option, DEVICES),
+    "augment": lambda option: _optional_bool,
+    "out": _text,
+    "from_model": _optional_text,
+    "rehearsal": functools.partial(_float, low=0.0, high=0.95),
+    "train_layers": functools.partial(_int, minimum=0, maximum=MAX_LAYERS),
+    "keep_epoch": lambda option: _choice(option, KEEP_EPOCHS),
+    "blend": functools.partial(_float, positive=True, high=1.0),
+}
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "data_dir": _text("data-dir"),
-    "norm_size": _parse_norm_size,
-    "arch": _choice("arch", ARCHS),
-    "hidden": _parse_hidden,
-    "layers": _int("layers", minimum=1, maximum=MAX_LAYERS),
-    "conv": _parse_conv,
-    "channels": _int("channels", minimum=1),
-    "bias": _bool("bias"),
-    "act": _choice("act", ACTIVATIONS),
-    "init": _choice("init", INITS),
-    "loss": _choice("loss", LOSSES),
-    "optim": _choice("optim", OPTIMIZERS),
-    "lr_schedule": _choice("lr_schedule", LR_SCHEDULES),
-    "lr": _float("lr", positive=True),
-    "momentum": _float("momentum", low=0.0, high=1.0),
-    "weight_decay": _float("weight-decay", low=0.0),
-    "batch_size": _int("batch-size", minimum=1),
-    "epochs": _int("epochs", minimum=1),
-    "val_interval": _int("val-interval", minimum=1),
-    "seed": _int("seed", minimum=0),
-    "device": _choice("device", DEVICES),
-    "augment": _optional_bool,
-    "out": _text("out"),
-    "from_model": _optional_text("from"),
-    "rehearsal": _float("rehearsal", low=0.0, high=0.95),
-    "train_layers": _int("train-layers", minimum=0, maximum=MAX_LAYERS),
-    "keep_epoch": _choice("keep-epoch", KEEP_EPOCHS),
-    "blend": _float("blend", positive=True, high=1.0),
+    field: factory(option_name(field)[2:]) for field, factory in _PARSER_FACTORIES.items()
 }
 assert set(PARSERS) == set(FIELD_NAMES), "every TrainConfig field needs a parser"
 
