@@ -306,7 +306,7 @@ def check_destinations(config: TrainConfig, save: bool = True, hints: bool = Fal
     folder the built-in letters would be rendered into too (when `config.data_dir` holds no
     dataset yet): a read-only or full destination must not cost a whole run. `hints`: the
     message names `charrec train`'s options to change."""
-    from charrec.data.synth import holds_anything
+    from charrec.data.builtin.synth import holds_anything
     from charrec.files import check_writable
 
     if save:
@@ -372,7 +372,7 @@ def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
 
 def _render_if_missing(config: TrainConfig, callbacks: Callbacks) -> Any:
     """The built-in letters rendered at `config.data_dir` if it holds nothing, else None."""
-    from charrec.data.synth import ensure_dataset
+    from charrec.data.builtin.synth import ensure_dataset
 
     if config.from_model is not None:  # tuning reads the user's letters, never renders there
         return None
@@ -425,8 +425,8 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks, strict: bool,
     """One training step (`train_epoch` on one batch) through everything `run` would build;
     writes nothing. The batch comes from the dataset if there is one, else is rendered in
     memory."""
+    from charrec.data.builtin.synth import render_batch
     from charrec.data.loading import first_images
-    from charrec.data.synth import render_batch
 
     data_dir = Path(config.data_dir)
     if data_dir.is_dir() and any(data_dir.iterdir()):

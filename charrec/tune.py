@@ -119,7 +119,7 @@ def rehearsal_letters(seed: int, norm_size: tuple[int, int],
                       per_letter: int = REHEARSAL_PER_LETTER) -> tuple[torch.Tensor, torch.Tensor]:
     """Built-in letters rendered in memory, preprocessed as training sees them ->
     (images float32 [N, H, W] in [-1, 1], labels int64 [N]); every letter `per_letter` times."""
-    from charrec.data.synth import render_batch
+    from charrec.data.builtin.synth import render_batch
 
     return render_batch(per_letter * len(CLASSES), seed, norm_size)
 

@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# charrec's per-user cache (the font checks, `charrec.data.font_cache`) goes to a folder of this
+# charrec's per-user cache (the font checks, `data.builtin.font_cache`) goes to a folder of this
 # run, inherited by the commands the tests start: the suite neither reads nor writes the user's.
 os.environ["CHARREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="charrec-test-cache-")
 

@@ -42,7 +42,8 @@ repeats: 2
 # in this process (worker processes are not patched), one torch thread (a second spin-waits)
 ONE_THREAD = ("--jobs", "1", "--threads", "1")
 # functions whose files are extras: failing to write them is a warning, never an error
-EXTRA_SITES = ("chart.", "report.", "sweep.report.", "data.contact_sheet.", "data.font_cache.")
+EXTRA_SITES = ("chart.", "report.", "sweep.report.", "data.contact_sheet.",
+               "data.builtin.font_cache.")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -287,7 +288,7 @@ def test_every_write_of_rendering_the_built_in_letters_failing(tmp_path):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DiskFaults, "__init__", init)
         counting = every_fault(tmp_path, lambda folder: folder.mkdir(), run, check)
-    assert "data.synth._render_chunk" in counting.sites
+    assert "data.builtin.synth._render_chunk" in counting.sites
 
 
 def test_every_write_of_an_import_failing(tmp_path):
@@ -316,7 +317,7 @@ def test_every_write_of_an_import_failing(tmp_path):
 
 
 def test_every_write_of_the_font_cache_failing(tmp_path, monkeypatch):
-    from charrec.data import font_cache, fonts
+    from charrec.data.builtin import font_cache, fonts
     from charrec.errors import CharrecWarning
 
     files = sorted(fonts.candidate_files(()))[:2]
@@ -340,7 +341,7 @@ def test_every_write_of_the_font_cache_failing(tmp_path, monkeypatch):
         assert leftovers(folder) == []
 
     counting = every_fault(tmp_path, prepare, run, check)
-    assert "data.font_cache._write" in counting.sites
+    assert "data.builtin.font_cache._write" in counting.sites
 
 
 class _no_warning:

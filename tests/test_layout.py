@@ -120,7 +120,7 @@ def test_every_module_opens_with_a_docstring(name: str) -> None:
 
 def test_the_detector_sees_imports_inside_functions() -> None:
     assert "charrec.train" in GRAPH["charrec.sweep.trial"]  # imported inside run_trial
-    assert "charrec.data.synth" in GRAPH["charrec.train"]
+    assert "charrec.data.builtin.synth" in GRAPH["charrec.train"]
 
 
 def test_only_the_ray_modules_import_ray() -> None:

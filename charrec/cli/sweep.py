@@ -148,7 +148,7 @@ def _executor(name: str, address: str | None, jobs: int,
 def check_destinations(run_dir: Path, trials: list) -> None:
     """Before rendering or training: the run folder, and each folder the built-in letters must
     be rendered into, can take a file (`WriteError` otherwise)."""
-    from charrec.data.synth import holds_anything
+    from charrec.data.builtin.synth import holds_anything
     from charrec.files import check_writable
 
     check_writable(run_dir, f"the sweep's run folder {run_dir}",
@@ -165,7 +165,7 @@ def ensure_data(trials: list, strict: bool) -> None:
     worker starts: `charrec train`'s data step, with its progress display. The letters stay in
     memory for the trials (or the file the workers share)."""
     from charrec.cli.train import progress_display, training_callbacks
-    from charrec.data.synth import holds_anything
+    from charrec.data.builtin.synth import holds_anything
     from charrec.sweep.spec import trial_config
     from charrec.sweep.trial import trial_data
 

@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from charrec.data import font_cache, fonts
-from charrec.data.fonts import FontFace, default_font_dirs
+from charrec.data.builtin import font_cache, fonts
+from charrec.data.builtin.fonts import FontFace, default_font_dirs
 from charrec.errors import CharrecWarning
 
 MATPLOTLIB_FONTS = default_font_dirs()[0]

@@ -1,6 +1,6 @@
 """A per-user cache of the font checks, so that finding the fonts costs milliseconds, not seconds.
 
-Checking which letters a font file draws (`charrec.data.fonts`) renders every letter of every
+Checking which letters a font file draws (`builtin.fonts`) renders every letter of every
 face: over a second for the fonts of a fresh install (docs/benchmarks.md), paid by every
 `charrec train` that renders the built-in letters. The answers depend only on the file and
 on the code that checks it, so they are kept in one JSON file, `font-faces.json`, in
@@ -13,7 +13,7 @@ it. The cache is an optimisation and nothing more: a missing, unreadable or corr
 fonts are checked as if there were none, silently; one that cannot be written (a read-only home,
 a full disk) gives a `CharrecWarning` and the run goes on. It is written atomically, so
 two runs at once or a Ctrl-C never leave a broken file. What a face is and how it is checked
-does not belong here: that is `charrec.data.fonts`.
+does not belong here: that is `charrec.data.builtin.fonts`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any, TypeVar
 from charrec.errors import CharrecWarning, WriteError
 from charrec.files import atomic_write
 
-Face = TypeVar("Face")  # charrec.data.fonts.FontFace (a dataclass), not imported: it imports this
+Face = TypeVar("Face")  # builtin.fonts.FontFace (a dataclass), not imported: it imports this
 
 CACHE_DIR_ENV = "CHARREC_CACHE_DIR"
 CACHE_FILE = "font-faces.json"
-# Bump when the checks in charrec.data.fonts change what they find: old entries are then unused.
+# Bump when the checks in builtin.fonts change what they find: old entries are then unused.
 CHECK_VERSION = 1
 
 

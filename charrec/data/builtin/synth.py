@@ -1,7 +1,7 @@
 """The built-in letters: synthetic training data rendered from fonts, written in the course layout.
 
 `generate_dataset` draws A-Z and a-z (labelled uppercase) in every usable font (see
-`charrec.data.fonts`) with the variety real photos, scans and handwriting have: geometry (tight
+`builtin.fonts`) with the variety real photos, scans and handwriting have: geometry (tight
 or loose crops, stretched or kept aspect, rotation, shear, perspective, elastic wobble, fragments
 of neighbouring letters), stroke weight, fills, outlines and shadows, coloured and textured
 backgrounds, uneven light, low contrast, both polarities, blur, noise, low resolution and JPEG
@@ -32,9 +32,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from charrec import CLASSES, __version__
-from charrec.data import fonts, resampling, strokes
-from charrec.data import handwriting as hand
-from charrec.data.fonts import find_font_faces
+from charrec.data import resampling
+from charrec.data.builtin import fonts, strokes
+from charrec.data.builtin import handwriting as hand
+from charrec.data.builtin.fonts import find_font_faces
 from charrec.errors import ConfigError, DataError
 from charrec.files import children_ignore_interrupt, deferred_interrupt, write_error
 
@@ -51,7 +52,7 @@ UPPERCASE_PROBABILITY = 0.6
 LOWERCASE_WEIGHT = {"L": 0.25}
 STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (strokes.STROKES), not a font
 STROKE_FACE = -1
-# Share of images written by hand on paper (charrec.data.handwriting): pen-drawn or handwriting
+# Share of images written by hand on paper (builtin.handwriting): pen-drawn or handwriting
 # fonts, thin strokes of pen, pencil or marker on gray paper, photographed small.
 HANDWRITING_PROBABILITY = 0.5
 HAND_PEN_PROBABILITY = 0.6  # of those: drawn with handwriting.pen_glyph, else a handwriting font
