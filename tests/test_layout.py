@@ -133,3 +133,24 @@ def test_only_the_ray_modules_import_ray() -> None:
             if any(found == "ray" or found.startswith("ray.") for found in names):
                 importers.add(name)
     assert importers == {"charrec.sweep.ray_executor", "charrec.sweep.ray_auth"}
+
+
+def test_the_tree_keeps_its_rooms() -> None:
+    """One CLI package, network maths alone in nn/, the built-in letters in data/builtin/, the
+    inspection tools in tools/ (issue 26's layout)."""
+    assert not list(PACKAGE.glob("cli*.py")), "the CLI lives in charrec/cli/"
+    assert (PACKAGE / "cli" / "__init__.py").is_file()
+    tools = {"summary", "gradcheck", "som"}
+    assert not tools & {path.stem for path in (PACKAGE / "nn").glob("*.py")}
+    assert tools <= {path.stem for path in (PACKAGE / "tools").glob("*.py")}
+    builtin = {"synth", "handwriting", "strokes", "fonts", "font_cache"}
+    assert not builtin & {path.stem for path in (PACKAGE / "data").glob("*.py")}
+    assert builtin <= {path.stem for path in (PACKAGE / "data" / "builtin").glob("*.py")}
+
+
+def test_no_test_only_helpers_in_the_package() -> None:
+    """Functions only the tests called moved to tests/helpers.py (issue 26)."""
+    for name in ("count_parameters", "find_fonts", "paint_on_paper", "preprocess"):
+        defined = [module for module, path in MODULES.items()
+                   if f"def {name}(" in path.read_text()]
+        assert not defined, f"{name} is defined in {defined}"
