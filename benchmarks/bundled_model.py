@@ -46,7 +46,7 @@ import yaml
 from charrec import __version__
 from charrec.checkpoint import load_checkpoint, load_model, save_checkpoint
 from charrec.config import make_config, replace
-from charrec.data.synth import generate_dataset
+from charrec.data.builtin.synth import generate_dataset
 from charrec.export import export_model
 from charrec.measure import measure
 from charrec.reader import load_reader

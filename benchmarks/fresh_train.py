@@ -6,7 +6,7 @@
 Runs the README's first command the way a new user meets it: `charrec train` with every default
 in an empty temporary folder, so it renders the 26,000 built-in letters, trains the default MLP
 and tests it. Each round is a fresh process. By default charrec's per-user cache (the font
-checks, `charrec.data.font_cache`) starts empty too, as on a fresh install; `--warm-font-cache`
+checks, `data.builtin.font_cache`) starts empty too, as on a fresh install; `--warm-font-cache`
 measures a later run instead (the cache filled by a first, untimed lookup).
 
 The child's output lines are time-stamped as they arrive (unbuffered), which splits the wall
@@ -107,7 +107,7 @@ def main() -> None:
             env = {**os.environ, "PYTHONUNBUFFERED": "1",
                    "CHARREC_CACHE_DIR": str(folder / "cache")}
             if args.warm_font_cache:
-                subprocess.run([sys.executable, "-c", "from charrec.data.fonts import "
+                subprocess.run([sys.executable, "-c", "from charrec.data.builtin.fonts import "
                                 "find_font_faces; find_font_faces()"], env=env, check=True)
             load_before = os.getloadavg()[0]
             wall, cpu, lines = timed_run(charrec("train", *args.extra), env, folder)

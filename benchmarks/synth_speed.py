@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from charrec.data import fonts, synth
-from charrec.data.fonts import find_font_faces
+from charrec.data.builtin import fonts, synth
+from charrec.data.builtin.fonts import find_font_faces
 from charrec.data.loading import load_splits
 
 

@@ -167,9 +167,10 @@ def render(panels: Sequence[Panel], title: str = "") -> bytes:
     return buffer.getvalue()
 
 
-def save_chart(panels: Sequence[Panel], path: str | Path, title: str = "") -> Path:
-    """`render` written atomically to `path`."""
+def save_chart(panels: Sequence[Panel], path: str | Path, title: str = "",
+               what: str = "the chart") -> Path:
+    """`render` written atomically to `path` (a disk error: `WriteError` naming `what`)."""
     from charrec.files import atomic_write
 
     data = render(panels, title)
-    return atomic_write(path, lambda handle: handle.write(data))
+    return atomic_write(path, lambda handle: handle.write(data), what)

@@ -5,7 +5,9 @@ A checkpoint is a plain dict saved with `torch.save`:
     {"format_version": 1, "charrec_version": str, "config": {...TrainConfig fields...},
      "classes": ["A", ..., "Z"], "metrics": {"best_val_accuracy", "best_epoch", "history", ...},
      "state_dict": {name: tensor},
-     "resume": {"epoch", "state_dict", "optimizer_state", "rng_states"} (optional, for --resume)}
+     "resume": {"epoch", "state_dict", "optimizer_state", "rng_states"} (optional, for --resume),
+     "parent": {"model", "charrec_version", "arch", "val_accuracy", "start_val_accuracy"}
+               (optional: the model it was tuned from, `charrec train --from`)}
 
 Only plain types go in, so it loads with `torch.load(weights_only=True)`, which refuses pickled
 code. Files are written to a temporary file in the same folder and `os.replace`d, so a crash or
@@ -31,9 +33,11 @@ REQUIRED_KEYS = ("format_version", "config", "classes", "metrics", "state_dict")
 
 def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
                     metrics: dict[str, Any], resume: dict[str, Any] | None = None,
+                    parent: dict[str, Any] | None = None,
                     classes: tuple[str, ...] = CLASSES) -> dict[str, Any]:
     """The checkpoint dict; `resume` (last epoch's weights, optimizer and RNG states) lets
-    `charrec train --resume` continue the run exactly."""
+    `charrec train --resume` continue the run exactly; `parent` records the model it was
+    tuned from (see `charrec.tune.Parent.record`)."""
     checkpoint = {
         "format_version": FORMAT_VERSION,
         "charrec_version": __version__,
@@ -44,12 +48,15 @@ def make_checkpoint(config: TrainConfig, state_dict: dict[str, torch.Tensor],
     }
     if resume is not None:
         checkpoint["resume"] = resume
+    if parent is not None:
+        checkpoint["parent"] = parent
     return checkpoint
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
-    """Write atomically: the previous file at `path` stays intact until the new one is complete."""
-    return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+    """Write atomically: the previous file at `path` stays intact until the new one is complete.
+    A disk error raises `WriteError` (the previous file is unchanged)."""
+    return atomic_write(path, lambda handle: torch.save(checkpoint, handle), "the checkpoint")
 
 
 def keep_previous_checkpoint(path: str | Path) -> Path | None:
@@ -67,6 +74,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path} is an ONNX model (for predict and test, on ONNX "
                               f"Runtime); this needs a charrec checkpoint (.pth)")
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a file saved by torch; "
+                              f"give a .pth file that `charrec train` wrote)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -79,6 +89,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch "
                               f"file: {type(error).__name__})") from None
     return validate_checkpoint(checkpoint, path)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """Whether the file starts as torch.save writes: a zip archive, or (older torch) a pickle.
+    A text or image file given by mistake is then named as such, not as unsafe code."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4)
+    except OSError:
+        return True  # torch.load reports it
+    return start.startswith(b"PK\x03\x04") or start.startswith(b"\x80")
 
 
 def validate_checkpoint(checkpoint: Any, path: str | Path = "checkpoint") -> dict[str, Any]:

@@ -10,6 +10,7 @@ option. `make_config` applies defaults < YAML file < flags and checks cross-fiel
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,20 @@ ARCHS = ("mlp", "cnn")
 DEFAULT_CONV = ((3, 3, 16), (3, 3, 32), (3, 3, 64), (3, 3, 128))  # --arch cnn: (kh, kw, out)
 CNN_EPOCHS = 10  # --arch cnn without --epochs: ~3 min on one thread (docs/models.md)
 DEVICES = ("auto", "cpu", "cuda")
+KEEP_EPOCHS = ("best", "last")
+# Options that describe the network: with --from they come from the parent checkpoint.
+ARCHITECTURE_FIELDS = ("norm_size", "arch", "hidden", "layers", "conv", "channels", "bias",
+                       "batch_norm", "act", "init")
+# What --from changes when the user sets none of these: a short run at a moderate rate on
+# augmented user letters mixed half and half with built-in ones, which keeps the last epoch
+# (no best-epoch choice on a handful of validation images) and blends 80% tuned with 20% of
+# the parent's weights. Chosen by measurement: docs/finetune.md.
+TUNING_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-3, "epochs": 30, "lr_schedule": "cosine", "augment": True, "train_layers": 0,
+    "rehearsal": 0.5, "blend": 0.8, "keep_epoch": "last",
+}
+TUNING_ONLY = {"rehearsal": 0.0, "train_layers": 0, "blend": 1.0}  # options that need --from (off)
+ALIASES = {"from": "from_model"}  # `from` is a Python keyword, so the field has a longer name
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,11 @@ class TrainConfig:
     device: str = "auto"
     augment: bool | None = None  # None: on for the built-in synthetic data, off otherwise
     out: str = "saved_models/recognition.pth"
+    from_model: str | None = None  # --from: a checkpoint path or "bundled" to start from
+    rehearsal: float = 0.0  # share of each batch that is built-in letters (with --from)
+    train_layers: int = 0  # with --from: only the last N layers with weights train (0: all)
+    keep_epoch: str = "best"  # which epoch's weights are saved: best validation, or last
+    blend: float = 1.0  # with --from: saved weights = blend * tuned + (1 - blend) * parent's
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (lists, not tuples) fit for YAML, JSON and checkpoints."""
@@ -191,6 +211,13 @@ def _text(option: str) -> Callable[[Any], str]:
     return parse
 
 
+def _optional_text(option: str) -> Callable[[Any], str | None]:
+    def parse(value: Any) -> str | None:
+        return None if value is None else _text(option)(value)
+
+    return parse
+
+
 def _optional_bool(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -248,38 +275,56 @@ def _parse_conv(value: Any) -> tuple[tuple[int, int, int], ...]:
     return tuple(layers)
 
 
+def option_name(field: str) -> str:
+    """The command-line flag of a TrainConfig field: `--weight-decay`, `--from` (ALIASES)."""
+    return "--" + _FLAG_NAMES.get(field, field).replace("_", "-")
+
+
+_FLAG_NAMES = {field: flag for flag, field in ALIASES.items()}
+
+# Each field's parser, made for its option's name (which error messages quote): the names are
+# derived from the fields, never written out again.
+_PARSER_FACTORIES: dict[str, Callable[[str], Callable[[Any], Any]]] = {
+    "data_dir": _text,
+    "norm_size": lambda option: _parse_norm_size,
+    "arch": lambda option: _choice(option, ARCHS),
+    "hidden": lambda option: _parse_hidden,
+    "layers": functools.partial(_int, minimum=1, maximum=MAX_LAYERS),
+    "conv": lambda option: _parse_conv,
+    "channels": functools.partial(_int, minimum=1),
+    "bias": _bool,
+    "batch_norm": _bool,
+    "act": lambda option: _choice(option, ACTIVATIONS),
+    "init": lambda option: _choice(option, INITS),
+    "loss": lambda option: _choice(option, LOSSES),
+    "label_smoothing": functools.partial(_float, low=0.0, high=0.5),
+    "optim": lambda option: _choice(option, OPTIMIZERS),
+    "lr_schedule": lambda option: _choice(option, LR_SCHEDULES),
+    "lr": functools.partial(_float, positive=True),
+    "momentum": functools.partial(_float, low=0.0, high=1.0),
+    "weight_decay": functools.partial(_float, low=0.0),
+    "batch_size": functools.partial(_int, minimum=1),
+    "epochs": functools.partial(_int, minimum=1),
+    "val_interval": functools.partial(_int, minimum=1),
+    "seed": functools.partial(_int, minimum=0),
+    "device": lambda option: _choice(option, DEVICES),
+    "augment": lambda option: _optional_bool,
+    "out": _text,
+    "from_model": _optional_text,
+    "rehearsal": functools.partial(_float, low=0.0, high=0.95),
+    "train_layers": functools.partial(_int, minimum=0, maximum=MAX_LAYERS),
+    "keep_epoch": lambda option: _choice(option, KEEP_EPOCHS),
+    "blend": functools.partial(_float, positive=True, high=1.0),
+}
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "data_dir": _text("data-dir"),
-    "norm_size": _parse_norm_size,
-    "arch": _choice("arch", ARCHS),
-    "hidden": _parse_hidden,
-    "layers": _int("layers", minimum=1, maximum=MAX_LAYERS),
-    "conv": _parse_conv,
-    "channels": _int("channels", minimum=1),
-    "bias": _bool("bias"),
-    "batch_norm": _bool("batch-norm"),
-    "act": _choice("act", ACTIVATIONS),
-    "init": _choice("init", INITS),
-    "loss": _choice("loss", LOSSES),
-    "label_smoothing": _float("label-smoothing", low=0.0, high=0.5),
-    "optim": _choice("optim", OPTIMIZERS),
-    "lr_schedule": _choice("lr_schedule", LR_SCHEDULES),
-    "lr": _float("lr", positive=True),
-    "momentum": _float("momentum", low=0.0, high=1.0),
-    "weight_decay": _float("weight-decay", low=0.0),
-    "batch_size": _int("batch-size", minimum=1),
-    "epochs": _int("epochs", minimum=1),
-    "val_interval": _int("val-interval", minimum=1),
-    "seed": _int("seed", minimum=0),
-    "device": _choice("device", DEVICES),
-    "augment": _optional_bool,
-    "out": _text("out"),
+    field: factory(option_name(field)[2:]) for field, factory in _PARSER_FACTORIES.items()
 }
 assert set(PARSERS) == set(FIELD_NAMES), "every TrainConfig field needs a parser"
 
 
 def normalise_key(key: Any) -> str:
-    return str(key).strip().replace("-", "_")
+    name = str(key).strip().replace("-", "_")
+    return ALIASES.get(name, name)
 
 
 def check_keys(values: Mapping[str, Any], where: str = "options",
@@ -338,16 +383,38 @@ def _resolve_architecture(parsed: dict[str, Any]) -> None:
 
 
 def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
-    """Build a validated config: defaults, then each source in order (later sources win).
+    """Build a validated config from user input: defaults, then each source in order (later
+    sources win).
 
     Each source maps option names to raw values; `None` values are ignored so that unset CLI
-    flags do not override a YAML file.
+    flags do not override a YAML file. With `from` (--from), architecture options are refused
+    (they come from the parent checkpoint, see `charrec.tune`) and TUNING_DEFAULTS fill the
+    training options the sources leave unset.
     """
     merged: dict[str, Any] = {}
     for source in sources:
         merged.update({key: value for key, value in check_keys(source).items()
                        if value is not None})
-    parsed = parse_values(merged)
+    if "from_model" in merged:
+        given = [name for name in ARCHITECTURE_FIELDS if name in merged]
+        if given:
+            names = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(f"--from takes the network from its checkpoint; {names} cannot "
+                              f"change (drop {'it' if len(given) == 1 else 'them'})")
+        merged = {**TUNING_DEFAULTS, **merged}
+    else:
+        tuning_only = [name for name, off in TUNING_ONLY.items()
+                       if name in merged and PARSERS[name](merged[name]) != off]
+        if tuning_only:
+            flag = "--" + tuning_only[0].replace("_", "-")
+            raise ConfigError(f"{flag} is for fine-tuning a trained model; give --from MODEL "
+                              f"(a checkpoint or 'bundled') too")
+    return _build(merged)
+
+
+def _build(values: Mapping[str, Any]) -> TrainConfig:
+    """Parse, settle `hidden`/`layers` and the CNN's epochs, and build the config."""
+    parsed = parse_values(values)
     _resolve_architecture(parsed)
     if parsed.get("arch") == "cnn" and "epochs" not in parsed:
         parsed["epochs"] = CNN_EPOCHS
@@ -355,8 +422,10 @@ def make_config(*sources: Mapping[str, Any]) -> TrainConfig:
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
-    """Rebuild a config stored in a checkpoint (keys missing from older files take defaults)."""
-    return make_config({key: value for key, value in values.items() if value is not None})
+    """Rebuild a config stored in a checkpoint or a sweep's trial list (keys missing from older
+    files take defaults; nothing is refused or filled in as for user input)."""
+    return _build({key: value for key, value in check_keys(values).items()
+                   if value is not None})
 
 
 def stored_config(values: Any, path: str | Path = "checkpoint") -> TrainConfig:
@@ -378,7 +447,7 @@ def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
     values.update(changes)
     if "hidden" in changes and "layers" not in changes:
         values.pop("layers")
-    return make_config(values)
+    return config_from_dict(values)
 
 
 

@@ -43,3 +43,18 @@ class TrainingDiverged(CharrecError):
 class ClusterError(CharrecError):
     """Ray is missing, a cluster cannot be reached or refuses charrec, or a node cannot run the
     trials."""
+
+
+class WriteError(CharrecError):
+    """A file or folder could not be written: a full disk, a read-only folder, no permission,
+    a quota, an I/O error. The message names what could not be written, why, and what was kept;
+    `errno` is the operating system's error number (None if unknown)."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+class CharrecWarning(UserWarning):
+    """Something optional failed (a plot, a sheet, the font cache) and the command went on. The
+    CLI shows it as one `Warning:` line."""

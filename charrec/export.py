@@ -159,7 +159,8 @@ def model_metadata(config: TrainConfig, checkpoint: dict[str, Any]) -> dict[str,
                 if isinstance(metrics.get(key), int | float)}
     return {"classes": list(checkpoint["classes"]), "norm_size": list(config.norm_size),
             "charrec_version": __version__, "preprocessing": PREPROCESSING,
-            "config": checkpoint["config"], "metrics": headline}
+            "config": checkpoint["config"], "metrics": headline,
+            **({"parent": checkpoint["parent"]} if checkpoint.get("parent") else {})}
 
 
 def check_images(config: TrainConfig, count: int = CHECK_IMAGES, seed: int = 0) -> np.ndarray:
@@ -204,7 +205,8 @@ def export_model(network: nn.Module, config: TrainConfig, checkpoint: dict[str, 
                  out: str | Path, opset: int = DEFAULT_OPSET,
                  images: np.ndarray | None = None) -> ExportResult:
     """Write `network` to `out` as ONNX, if ONNX Runtime's logits match torch's within
-    TOLERANCE on `images` (default `check_images`); ExportError, and no file, otherwise."""
+    TOLERANCE on `images` (default `check_images`); ExportError, and no file, otherwise. A disk
+    error is a `WriteError` (a file already at `out` is left as it was)."""
     model = build_onnx(network, config, list(checkpoint["classes"]),
                        model_metadata(config, checkpoint), opset)
     data = model.SerializeToString()
@@ -213,5 +215,5 @@ def export_model(network: nn.Module, config: TrainConfig, checkpoint: dict[str, 
     if not difference <= TOLERANCE:
         raise ExportError(f"refused to write {out}: ONNX Runtime's logits differ from torch's "
                           f"by {difference:.2g} (more than {TOLERANCE:g})")
-    path = atomic_write(out, lambda handle: handle.write(data))
+    path = atomic_write(out, lambda handle: handle.write(data), "the ONNX model")
     return ExportResult(path, len(data), difference, len(images), opset)

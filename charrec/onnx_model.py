@@ -82,6 +82,7 @@ def load_onnx(path: str | Path, threads: int | None = 1) -> OnnxModel:
     _check_signature(path, session, classes, norm_size)
     extra = {key: _json(metadata.get(key), {}) for key in ("config", "metrics")}
     extra["charrec_version"] = metadata.get("charrec_version", "?")
+    extra["parent"] = _json(metadata.get("parent"), None)  # `charrec train --from`'s record
     return OnnxModel(path, session, classes, norm_size, extra)
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from charrec.errors import ConfigError
-from charrec.models.resolve import ModelChoice, describe_model, resolve_model
+from charrec.models.resolve import ModelChoice, describe_model, parent_record, resolve_model
 from charrec.predict import ImageInput, Prediction, predict_images
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Reader:
     backend: str  # "onnx" or "torch": the one that runs it
     classes: list[str]
     norm_size: tuple[int, int]
-    info: dict[str, Any]  # charrec_version, config (a dict of TrainConfig fields), metrics
+    info: dict[str, Any]  # charrec_version, config (TrainConfig fields), metrics, parent
     run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     torch_model: tuple[Any, Any, dict[str, Any]] | None = field(default=None, repr=False)
 
@@ -61,6 +61,12 @@ class Reader:
     def describe(self) -> str:
         """One line: which model answered and on which backend."""
         return describe_model(self.choice, self.info, self.backend)
+
+    def tuned_from(self) -> dict[str, Any]:
+        """{"tuned_from": the parent's record} for a model made by `charrec train --from`,
+        else {}: what `--json` answers add."""
+        parent = parent_record(self.info)
+        return {"tuned_from": parent} if parent else {}
 
     @property
     def config(self) -> TrainConfig:
@@ -131,5 +137,6 @@ def _torch_reader(choice: ModelChoice) -> Reader:
         return predict_logits(network, torch.from_numpy(np.ascontiguousarray(images))).numpy()
 
     info = {key: checkpoint.get(key, {}) for key in ("charrec_version", "config", "metrics")}
+    info["parent"] = checkpoint.get("parent")  # the model it was tuned from, if any
     return Reader(choice, "torch", list(checkpoint["classes"]), tuple(config.norm_size), info,
                   run, (network, config, checkpoint))

@@ -132,7 +132,8 @@ def per_class_table(confusion: Any, classes: Sequence[str] = CLASSES) -> Table:
     return table
 
 
-def save_figure(figure: Any, path: str | Path) -> Path:
+def save_figure(figure: Any, path: str | Path, what: str = "the plot") -> Path:
+    """The figure as a PNG at `path`, written atomically (a disk error: `WriteError`)."""
     from charrec.files import atomic_write
 
     buffer = io.BytesIO()
@@ -140,7 +141,7 @@ def save_figure(figure: Any, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
-    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+    return atomic_write(path, lambda handle: handle.write(buffer.getvalue()), what)
 
 
 def pyplot():
@@ -186,7 +187,7 @@ def plot_training_curves(history: Sequence[dict[str, Any]], path: str | Path,
             Series("validation", val_epochs, [row["val_accuracy"] for row in validated])],
             ylim=(0.0, 1.0)),
     ]
-    return save_chart(panels, path, title)
+    return save_chart(panels, path, title, "the training curves")
 
 
 def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CLASSES,
@@ -202,7 +203,7 @@ def plot_confusion(confusion: Any, path: str | Path, classes: Sequence[str] = CL
     axis.set_yticks(range(len(classes)), classes)
     axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of true class")
-    return save_figure(figure, path)
+    return save_figure(figure, path, "the confusion matrix")
 
 
 def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -232,4 +233,4 @@ def plot_som(prototypes: Any, labels: Sequence[str], path: str | Path, title: st
     axis.set_axis_off()
     if title:
         axis.set_title(title)
-    return save_figure(figure, path)
+    return save_figure(figure, path, "the map")

@@ -28,11 +28,21 @@ from torch import nn
 from charrec import CLASSES
 from charrec.checkpoint import make_checkpoint, save_checkpoint
 from charrec.config import TrainConfig, replace, resolve_augment
-from charrec.data.batches import Augment, training_batches
-from charrec.data.loading import LetterData, load_splits
-from charrec.errors import ConfigError, DataError, TrainingDiverged
+from charrec.data.batches import Augment, Rehearsal, training_batches
+from charrec.data.loading import LetterData, load_splits, load_tuning_splits
+from charrec.errors import ConfigError, DataError, TrainingDiverged, WriteError
 from charrec.nn.functions import loss_function, softmax_cross_entropy
 from charrec.nn.model import build_model, logits_and_loss, predict_logits
+from charrec.tune import (
+    Parent,
+    blend_weights,
+    load_parent,
+    load_parent_weights,
+    rehearsal_batches,
+    trainable_parameters,
+    user_batch_size,
+    with_parent,
+)
 
 SAVE_EVERY_SECONDS = 30.0  # a run's checkpoint is re-saved at least this often (and on new bests)
 
@@ -196,6 +206,8 @@ class Callbacks:
     on_loading: Callable[[Path], None] | None = None  # decoding the images starts
     on_data: Callable[[dict[str, LetterData]], None] | None = None  # decoded splits
     on_start: Callable[[TrainConfig, TrainState | None], None] | None = None  # model built
+    # --from: the parent's record, with its accuracy on the validation split before tuning
+    on_parent: Callable[[dict[str, Any]], None] | None = None
     on_epoch: Callable[[EpochMetrics, bool], None] | None = None  # (metrics, is new best)
     on_state: Callable[[TrainState], None] | None = None  # after each epoch, once saved
 
@@ -209,24 +221,36 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     """Train per `config` and return the best-validation model.
 
     Ensures the dataset (built-in letters rendered at `config.data_dir` if it holds none),
-    decodes it (unless `data` is given), trains (continuing `resume` exactly if given), saves
+    decodes it (unless `data` is given), trains (continuing `resume` exactly if given; starting
+    from the weights of `config.from_model` if set, see `charrec.tune`), saves
     the best epoch to `config.out` when `save` (on every new best, at least every
     SAVE_EVERY_SECONDS, and at the end), and measures the test split.
     Ctrl-C stops cleanly: the result has `interrupted=True` and the best weights so far.
     `dry_run` builds everything and runs one batch forward and backward, writing nothing.
     """
     callbacks = callbacks or Callbacks()
+    parent = load_parent(config.from_model) if config.from_model else None
+    config = with_parent(config, parent)
     if dry_run:
-        return _dry_run(config, callbacks, strict)
+        return _dry_run(config, callbacks, strict, parent)
+    check_destinations(config, save)
     # the checkpoint stores the data folder; absolute, `charrec test` finds it from anywhere
     config = replace(config, data_dir=str(Path(config.data_dir).absolute()))
     config, data = prepare_data(config, callbacks, strict, data)
     check_sizes(config, len(data["train"]), len(data["validation"]))
-    model, optimizer = build_training(config)
+    model, optimizer = build_training(config, parent)
     if callbacks.on_start:
         callbacks.on_start(config, resume)
+    parent_record = None
+    if parent is not None:
+        start = evaluate(model, data["validation"].images, data["validation"].labels,
+                         confusion=False)["accuracy"]
+        parent_record = parent.record(start)
+        if callbacks.on_parent:
+            callbacks.on_parent(parent_record)
 
     last_save = -math.inf
+    saved: list[str] = []  # what config.out holds from this run, in words (the last save)
 
     def save_state(state: TrainState) -> None:
         # a new best is saved at once; otherwise at most every SAVE_EVERY_SECONDS, so that
@@ -235,13 +259,19 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
         due = state.best_epoch == state.epoch or \
             time.monotonic() - last_save >= SAVE_EVERY_SECONDS
         if save and due:
-            save_checkpoint(config.out, make_checkpoint(config, state.best_state, state.metrics(),
-                                                        state.resume_dict()))
+            _save(config, make_checkpoint(config, state.best_state, state.metrics(),
+                                          state.resume_dict(), parent_record), saved)
+            saved[:] = [_describe_saved(state)]
             last_save = time.monotonic()
         if callbacks.on_state:
             callbacks.on_state(state)
 
-    result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume)
+    rehearsal = rehearsal_batches(config, next(model.parameters()).device)
+    result = fit(config, model, optimizer, data, callbacks.on_epoch, save_state, resume,
+                 rehearsal)
+    if parent is not None and config.blend < 1 and result.state.best_state \
+            and not result.interrupted:
+        _blend_with_parent(result, parent, config.blend, data["validation"])
     result.config = config
     try:
         if not result.interrupted and "test" in data and len(data["test"]):
@@ -252,19 +282,70 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     if save and result.state.best_state:
         result.checkpoint = Path(config.out)  # saved after the last epoch already
         try:  # again, with the final metrics; Ctrl-C waits until the file is complete
-            save_checkpoint(config.out, make_checkpoint(
-                config, result.state.best_state, result.metrics(), result.state.resume_dict()))
+            _save(config, make_checkpoint(config, result.state.best_state, result.metrics(),
+                                          result.state.resume_dict(), parent_record), saved)
         except KeyboardInterrupt:
             result.interrupted = True
     return result
 
 
-def build_training(config: TrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
-    """The seeded network on its device, and its optimizer."""
+def _blend_with_parent(result: TrainResult, parent: Parent, share: float,
+                       validation: LetterData) -> None:
+    """Keep `share` of the tuned weights and the rest of the parent's (weight-space averaging:
+    it gives back much of what tuning made the model forget, at a small cost on the user's
+    letters; docs/finetune.md), and measure the blend on the validation split."""
+    state = result.state
+    state.best_state = blend_weights(state.best_state, parent.checkpoint["state_dict"], share)
+    result.model.load_state_dict(state.best_state)
+    state.best_val_accuracy = evaluate(result.model, validation.images, validation.labels,
+                                       confusion=False)["accuracy"]
+
+
+def check_destinations(config: TrainConfig, save: bool = True, hints: bool = False) -> None:
+    """Before any work, `WriteError` unless the checkpoint's folder can take a file, and the
+    folder the built-in letters would be rendered into too (when `config.data_dir` holds no
+    dataset yet): a read-only or full destination must not cost a whole run. `hints`: the
+    message names `charrec train`'s options to change."""
+    from charrec.data.builtin.synth import holds_anything
+    from charrec.files import check_writable
+
+    if save:
+        check_writable(Path(config.out).parent, f"the checkpoint {config.out}",
+                       "nothing was trained" + ("; choose a writable --out" if hints else ""))
+    data_dir = Path(config.data_dir)
+    if config.from_model is None and not holds_anything(data_dir):  # --from never renders
+        check_writable(data_dir.parent, f"the built-in letters to {data_dir} (no dataset there "
+                       f"yet)", "nothing was rendered or trained" + (
+                           "; give --data-dir a dataset or a writable folder" if hints else ""))
+
+
+def _save(config: TrainConfig, checkpoint: dict[str, Any], saved: list[str]) -> None:
+    """`save_checkpoint` to `config.out`; a disk error says which model the file still holds."""
+    try:
+        save_checkpoint(config.out, checkpoint)
+    except WriteError as error:
+        if not saved:
+            raise
+        raise WriteError(f"{error} (it holds {saved[0]})", error.errno) from error
+
+
+def _describe_saved(state: TrainState) -> str:
+    accuracy = ("" if state.best_val_accuracy is None else
+                f", val acc {100 * state.best_val_accuracy:.1f}%")
+    return f"this run's best model up to epoch {state.epoch} (epoch {state.best_epoch}{accuracy})"
+
+
+def build_training(config: TrainConfig, parent: Parent | None = None
+                   ) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The seeded network on its device (with `parent`'s weights if given, its first
+    weighted layers but the last `config.train_layers` fixed), and the optimizer of the others."""
     check_channels(config)
     set_seed(config.seed)
-    model = build_model(config, len(CLASSES)).to(resolve_device(config.device))
-    return model, make_optimizer(config, model.parameters())
+    model = build_model(config, len(CLASSES))
+    if parent is not None:
+        load_parent_weights(model, parent)
+    model = model.to(resolve_device(config.device))
+    return model, make_optimizer(config, trainable_parameters(model, config.train_layers))
 
 
 def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False,
@@ -283,7 +364,7 @@ def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
         if rendered is not None and tuple(rendered.manifest["norm_size"]) == config.norm_size:
             data = rendered.splits(data_dir)  # just written: the pixels decoding would give
         else:
-            data = load_splits(data_dir, config.norm_size, config.seed, strict=strict)
+            data = load_data(config, strict)
         if callbacks.on_data:
             callbacks.on_data(data)
     return config, data
@@ -291,8 +372,10 @@ def prepare_data(config: TrainConfig, callbacks: Callbacks, strict: bool = False
 
 def _render_if_missing(config: TrainConfig, callbacks: Callbacks) -> Any:
     """The built-in letters rendered at `config.data_dir` if it holds nothing, else None."""
-    from charrec.data.synth import ensure_dataset
+    from charrec.data.builtin.synth import ensure_dataset
 
+    if config.from_model is not None:  # tuning reads the user's letters, never renders there
+        return None
     rendered = ensure_dataset(Path(config.data_dir), on_start=callbacks.on_generate,
                               progress=callbacks.on_render)
     if rendered is not None and callbacks.on_generated:
@@ -300,9 +383,30 @@ def _render_if_missing(config: TrainConfig, callbacks: Callbacks) -> Any:
     return rendered
 
 
+def load_data(config: TrainConfig, strict: bool = False) -> dict[str, LetterData]:
+    """Decode `config.data_dir`'s splits: train/validation(/test) as `load_splits` reads them,
+    or, with --from, as `load_tuning_splits` does (a folder per letter: train and validation)."""
+    if config.from_model is not None:
+        return load_tuning_splits(config.data_dir, config.norm_size, config.seed, strict)
+    return load_splits(config.data_dir, config.norm_size, config.seed, strict=strict)
+
+
+def preflight(config: TrainConfig) -> TrainConfig:
+    """Check, before anything is written, what can be checked cheaply: with --from, the parent
+    checkpoint and the user's letter folders (listed, not decoded) -> the config with the
+    parent's architecture."""
+    if config.from_model is None:
+        return config
+    from charrec.data.loading import tuning_items
+
+    config = with_parent(config)
+    tuning_items(config.data_dir, config.seed)
+    return config
+
+
 def check_sizes(config: TrainConfig, n_train: int, n_validation: int) -> None:
     """Refuse what cannot train on splits of these sizes, before any work."""
-    if config.batch_size > n_train:
+    if config.batch_size > n_train and config.from_model is None:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the training set "
                           f"({n_train} images); use a smaller batch size")
     if n_validation == 0:
@@ -316,12 +420,13 @@ def check_channels(config: TrainConfig) -> None:
                           f"values are for `charrec summary`)")
 
 
-def _dry_run(config: TrainConfig, callbacks: Callbacks, strict: bool) -> TrainResult:
+def _dry_run(config: TrainConfig, callbacks: Callbacks, strict: bool,
+             parent: Parent | None = None) -> TrainResult:
     """One training step (`train_epoch` on one batch) through everything `run` would build;
     writes nothing. The batch comes from the dataset if there is one, else is rendered in
     memory."""
+    from charrec.data.builtin.synth import render_batch
     from charrec.data.loading import first_images
-    from charrec.data.synth import render_batch
 
     data_dir = Path(config.data_dir)
     if data_dir.is_dir() and any(data_dir.iterdir()):
@@ -330,13 +435,13 @@ def _dry_run(config: TrainConfig, callbacks: Callbacks, strict: bool) -> TrainRe
         images, labels = render_batch(config.batch_size, config.seed, config.norm_size)
     config, _ = prepare_data(config, callbacks, strict,
                              data={"train": LetterData(images, labels, [""] * len(labels))})
-    model, optimizer = build_training(config)
+    model, optimizer = build_training(config, parent)
     device = next(model.parameters()).device
     if callbacks.on_start:
         callbacks.on_start(config, None)
     loss, accuracy = train_epoch(model, optimizer, config.loss, images.to(device),
                                  labels.to(device), len(labels), _generators(config, device),
-                                 augmenter(config))
+                                 augmenter(config), label_smoothing=config.label_smoothing)
     if not math.isfinite(loss):
         raise TrainingDiverged(f"the first batch gave loss {loss} (lr={config.lr:g})")
     state = TrainState(history=[EpochMetrics(0, loss, accuracy).to_dict()])
@@ -350,8 +455,10 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
         data: dict[str, LetterData],
         on_epoch: Callable[[EpochMetrics, bool], None] | None = None,
         on_state: Callable[[TrainState], None] | None = None,
-        resume: TrainState | None = None) -> TrainResult:
-    """Epochs of `train_epoch`, validating every `val_interval`; keeps the best weights.
+        resume: TrainState | None = None, rehearsal: Rehearsal | None = None) -> TrainResult:
+    """Epochs of `train_epoch`, validating every `val_interval`; keeps the best weights
+    (`keep_epoch: best`) or the last validated ones (`last`: no choice made on the validation
+    split, so its accuracy stays an honest estimate). `rehearsal` adds images to each batch.
 
     `resume` restores weights, optimizer and random generators, so the result equals an
     unbroken run. Ctrl-C (KeyboardInterrupt) ends training with `interrupted=True`. A NaN/inf
@@ -370,6 +477,7 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
     train_data, val_data = data["train"], data["validation"]
     images, labels = train_data.images.to(device), train_data.labels.to(device)
     val_images, val_labels = val_data.images.to(device), val_data.labels.to(device)
+    batch_size = user_batch_size(config, len(images))
     started, seconds_before, interrupted = time.perf_counter(), state.train_seconds, False
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
@@ -377,8 +485,8 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
             train_loss, train_accuracy = train_epoch(
-                model, optimizer, config.loss, images, labels, config.batch_size, generators,
-                augment, config.label_smoothing)
+                model, optimizer, config.loss, images, labels, batch_size, generators,
+                augment, rehearsal, config.label_smoothing)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}: the loss became {train_loss} "
@@ -390,7 +498,7 @@ def fit(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
                 evaluation = evaluate(model, val_images, val_labels, len(CLASSES), loss_fn,
                                       confusion=False)
                 metrics.val_accuracy, metrics.val_loss = evaluation["accuracy"], evaluation["loss"]
-                is_best = (state.best_val_accuracy is None
+                is_best = (config.keep_epoch == "last" or state.best_val_accuracy is None
                            or metrics.val_accuracy > state.best_val_accuracy)
             metrics.seconds = time.perf_counter() - epoch_start
             state = _state_after_epoch(state, model, optimizer, generators, metrics, is_best,
@@ -415,19 +523,22 @@ def _generators(config: TrainConfig, device: torch.device) -> list[torch.Generat
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                 generators: list[torch.Generator], augment: Augment | None,
-                label_smoothing: float = 0.0) -> tuple[float, float]:
+                rehearsal: Rehearsal | None = None, label_smoothing: float = 0.0
+                ) -> tuple[float, float]:
     """One pass over the shuffled images -> (mean loss, accuracy) of the training batches;
     `loss` names the loss ("ce", "mse"), `label_smoothing` softens its targets. Batches are
     augmented one ahead, in a helper thread (`charrec.data.batches`: the same batches as
-    augmenting each in turn)."""
+    augmenting each in turn). With `rehearsal`, each batch also holds its images (in the loss;
+    not in the accuracy)."""
     shuffle_generator, augment_generator = generators
     model.train()
     order = torch.randperm(len(images), generator=shuffle_generator).to(images.device)
     # one op per step for the bookkeeping (each costs as much as a small layer); the sums of
     # losses and correct answers are taken once, after the epoch
     losses, predictions = [], []
+    extra = rehearsal.per_batch if rehearsal is not None else 0
     with contextlib.closing(training_batches(images, labels, order, batch_size, augment,
-                                             augment_generator)) as batches:
+                                             augment_generator, rehearsal)) as batches:
         for batch_images, batch_labels in batches:
             # the gradients are dropped before the forward pass: the fused MLP Function
             # (`charrec.nn.fused`) computes the new ones there, and so reuses the memory (still
@@ -438,7 +549,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str,
             batch_loss.backward()
             optimizer.step()
             losses.append(batch_loss.detach())
-            predictions.append(logits.detach().argmax(dim=1))
+            predictions.append(logits.detach()[:len(batch_labels) - extra].argmax(dim=1))
     batch_losses = torch.stack(losses)
     batch_sizes = torch.full_like(batch_losses, batch_size)
     batch_sizes[-1] = len(images) - batch_size * (len(losses) - 1)

@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# charrec's per-user cache (the font checks, `charrec.data.font_cache`) goes to a folder of this
+# charrec's per-user cache (the font checks, `data.builtin.font_cache`) goes to a folder of this
 # run, inherited by the commands the tests start: the suite neither reads nor writes the user's.
 os.environ["CHARREC_CACHE_DIR"] = tempfile.mkdtemp(prefix="charrec-test-cache-")
 
@@ -41,3 +41,16 @@ def course_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def folder_dataset(tmp_path_factory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("folders") / "letters")
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """Tests that run the CLI's `run_app` in this process leave its shutdown handlers (SIGTERM
+    and SIGHUP ignored) behind; every test starts from the handlers the suite started with."""
+    signals = [signal.SIGINT, *(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                                if hasattr(signal, name))]
+    saved = {signum: signal.getsignal(signum) for signum in signals}
+    yield
+    for signum, handler in saved.items():
+        if handler is not None:
+            signal.signal(signum, handler)

@@ -1,5 +1,5 @@
 """Helpers shared by the tests: small letter datasets drawn with Pillow (independent of
-charrec.data.synth, so the core tests do not depend on the built-in generator), a CLI runner and
+data.builtin.synth, so the core tests do not depend on the built-in generator), a CLI runner and
 the check that a failure is one clear line."""
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ the previous file, and worker processes that leave Ctrl-C to their parent."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
@@ -16,8 +17,10 @@ import torch
 
 from charrec.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from charrec.config import make_config
+from charrec.errors import WriteError
 from charrec.files import (
     atomic_write,
+    check_writable,
     children_ignore_interrupt,
     deferred_interrupt,
     keep_previous,
@@ -199,3 +202,78 @@ def test_keeping_twice_without_a_new_file_in_between_leaves_no_temp_file(tmp_pat
     assert keep_previous(path) == keep_previous(path) == previous_path(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.prev.pth", "m.pth"]
     assert previous_path(path).read_bytes() == b"model"
+
+
+# ------------------------------------------------------------------ disk errors (issue 23)
+
+
+class _FullDisk(io.RawIOBase):
+    """A file whose writes fail, as on a full disk, once `room` bytes are written."""
+
+    def __init__(self, handle, room: int):
+        self.handle, self.room = handle, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def test_a_disk_error_inside_torch_save_is_one_write_error(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pth", small_checkpoint(seed=0))
+    before = path.read_bytes()
+    checkpoint = small_checkpoint(seed=1)
+    with pytest.raises(RuntimeError):  # what torch.save makes of the OSError by itself
+        torch.save(checkpoint, _FullDisk(io.BytesIO(), room=1000))
+    with pytest.raises(WriteError) as caught:
+        atomic_write(path, lambda handle: torch.save(checkpoint, _FullDisk(handle, room=1000)),
+                     "the checkpoint")
+    assert caught.value.errno == errno.ENOSPC
+    assert str(caught.value) == (f"could not write the checkpoint {path}: no space left on "
+                                 f"device; the previous file is unchanged")
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_a_programming_error_inside_a_write_stays_loud(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        atomic_write(tmp_path / "x.bin", lambda handle: 1 / 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_previous_on_a_failing_disk_is_one_write_error(tmp_path, monkeypatch):
+    path = tmp_path / "model.pth"
+    path.write_bytes(b"old")
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    monkeypatch.setattr(os, "link", no_room)  # a quota is not "no hard links": no copy either
+    with pytest.raises(WriteError, match=r"could not keep a copy of .*model\.pth as .*"
+                                         r"model\.prev\.pth: disk quota exceeded; .* unchanged"):
+        keep_previous(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
+
+
+def test_check_writable_looks_at_the_nearest_existing_folder(tmp_path):
+    check_writable(tmp_path / "not" / "yet" / "made", "the thing", "nothing was done")
+    assert list(tmp_path.iterdir()) == []  # made nothing, left no probe
+    (tmp_path / "a file").write_text("x")
+    with pytest.raises(WriteError, match="cannot write the thing: .*a file is a file, not a "
+                                         "folder; nothing was done"):
+        check_writable(tmp_path / "a file" / "sub", "the thing", "nothing was done")
+
+
+def test_finished_rows_rerun_what_the_disk_failed():
+    from charrec.sweep.runner import finished_rows
+
+    rows = [{"index": 0, "status": "failed", "rerun": True},
+            {"index": 1, "status": "failed", "reason": "diverged"},
+            {"index": 2, "status": "ok"},
+            {"index": 0, "status": "ok"},  # trial 0 again, after --resume
+            {"index": 3, "status": "failed", "rerun": True}]
+    assert [(row["index"], row["status"]) for row in finished_rows(rows)] == \
+        [(0, "ok"), (1, "failed"), (2, "ok")]

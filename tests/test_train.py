@@ -220,7 +220,7 @@ def test_cosine_schedule_anneals_from_lr_to_near_zero(letters) -> None:
     fit(config, model, optimizer, letters,
         on_epoch=lambda metrics, is_best: used.append(optimizer.param_groups[0]["lr"]))
     assert used == [learning_rate(config, epoch) for epoch in (1, 2, 3, 4)]
-    with pytest.raises(ConfigError, match="lr_schedule"):
+    with pytest.raises(ConfigError, match="--lr-schedule"):
         _config(lr_schedule="linear")
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from charrec import __version__
-from charrec.cli import data, export, inspect, models, sweep, train
+from charrec.cli import data, export, inspect, models, serve, sweep, train
 from charrec.cli.common import Debug, Group, run_app, state
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def main_options(
     state.debug = debug
 
 
-for module in (train, models, export, sweep, data, inspect):
+for module in (train, models, export, serve, sweep, data, inspect):
     module.register(app)
 
 

@@ -13,19 +13,21 @@ Ctrl-C outside any command (option parsing, shutdown).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from charrec.cli.params import fast_params
-from charrec.errors import CharrecError
+from charrec.errors import CharrecError, CharrecWarning, WriteError
 from charrec.report import console, error_console
 
 EXIT_ERROR = 1
@@ -74,6 +76,7 @@ class _State:
 state = _State()
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -102,7 +105,8 @@ def friendly_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug")) or state.debug
         try:
-            return command(*args, **kwargs)
+            with warnings_as_lines():
+                return command(*args, **kwargs)
         except CharrecError as error:
             if debug:
                 raise
@@ -126,6 +130,38 @@ def friendly_errors(command: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def warn(message: str) -> None:
+    """One `Warning:` line on stderr: something optional failed and the command goes on."""
+    plain_line(" ".join(message.split("\n")), err=True, warning=True)
+
+
+def write_extra(write: Callable[[], T]) -> T | None:
+    """`write()`, or None after one warning line if the disk refused it (`WriteError`): plots
+    and sheets are extras, and a full disk or a read-only folder never costs the result."""
+    try:
+        return write()
+    except WriteError as error:
+        warn(str(error))
+        return None
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Inside, a `CharrecWarning` from the library (the font cache could not be written, say)
+    is one `Warning:` line, not Python's two-line report; other warnings are shown as usual."""
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, CharrecWarning):
+                warn(str(message))
+            else:
+                previous(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def _drop_stdout() -> None:

@@ -31,7 +31,7 @@ def synth_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from charrec.config import PARSERS
-    from charrec.data import synth
+    from charrec.data.builtin import synth
 
     size = PARSERS["norm_size"](norm_size)
     options = {} if per_class is None else {"per_class": per_class}

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, fail, friendly_errors, print_json
+from charrec.cli.common import Command, Debug, fail, friendly_errors, print_json, write_extra
 from charrec.report import console
 
 
@@ -153,13 +153,15 @@ def som_command(
                               test.labels.numpy(), config, len(CLASSES), max_images, on_epoch)
     labels = ["" if index < 0 else CLASSES[index] for index in report.unit_labels]
     prototypes = report.result.weights.reshape(*config.grid, *size)
-    plot_som(prototypes, labels, out, title=f"SOM {config.grid[0]}x{config.grid[1]}: unit "
-                                            f"prototypes and majority letters")
+    drawn = write_extra(lambda: plot_som(
+        prototypes, labels, out,
+        title=f"SOM {config.grid[0]}x{config.grid[1]}: unit prototypes and majority letters"))
     summary = {
         "quantisation_error": report.quantisation_error, "test_accuracy": report.test_accuracy,
         "n_test": report.n_test, "n_train": len(train), "epochs_run": report.result.epochs_run,
         "stopped_early": report.result.stopped_early,
-        "units_labelled": sum(1 for label in labels if label), "png": str(out),
+        "units_labelled": sum(1 for label in labels if label),
+        "png": str(drawn) if drawn else None,
         "history": report.result.history,
     }
     if json_output:
@@ -171,7 +173,8 @@ def som_command(
                   f"{report.quantisation_error:.3f}")
     console.print(f"[bold]Test accuracy as a classifier (unit → majority letter): "
                   f"{percent(report.test_accuracy)}[/bold] on {report.n_test} images; "
-                  f"{summary['units_labelled']} of {len(labels)} units labelled. Map: {out}")
+                  f"{summary['units_labelled']} of {len(labels)} units labelled."
+                  f"{f' Map: {drawn}' if drawn else ''}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from charrec.cli.common import (
     import_torch,
     plain_line,
     print_json,
+    write_extra,
 )
 from charrec.errors import CharrecError
 from charrec.report import console, percent
@@ -91,19 +92,20 @@ def test_command(
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.data_name)
     stem = "bundled" if choice.bundled else choice.path.stem
     folder = Path(".") if choice.bundled else choice.path.parent
-    plot_path = plot or folder / f"{stem}_confusion_{slug}.png"
-    plot_confusion(result.confusion, plot_path, result.classes,
-                   title=f"{stem} on {result.data_name}")
+    plot_path = write_extra(lambda: plot_confusion(
+        result.confusion, plot or folder / f"{stem}_confusion_{slug}.png", result.classes,
+        title=f"{stem} on {result.data_name}"))
     summary = {
         "accuracy": result.accuracy, "n_correct": result.n_correct,
         "n_images": len(result.data), "n_skipped": len(result.data.skipped),
         "data": result.data_name, "split": split,
         "data_dir": str(Path(directory).resolve()),
         "model": reader.describe(), "model_path": str(choice.path), "backend": reader.backend,
+        **reader.tuned_from(),
         "per_class": result.per_class(),
         "confused_pairs": [{"true": t, "predicted": p, "count": n}
                            for t, p, n in result.confused_pairs(top=10)],
-        "confusion_png": str(plot_path),
+        "confusion_png": str(plot_path) if plot_path else None,
     }
     say_which_model(summary["model"], choice, reader.info)
     if sheet is not None:
@@ -111,9 +113,10 @@ def test_command(
         from charrec.measure import predicted_images
 
         with step(f"Drawing the contact sheet {sheet}", quiet=json_output):
-            drawn = prediction_sheet(predicted_images(reader, result), sheet,
-                                     f"{stem} on {result.data_name}", n=sheet_n)
-        summary["sheet_png"] = str(drawn.path)
+            drawn = write_extra(lambda: prediction_sheet(
+                predicted_images(reader, result), sheet, f"{stem} on {result.data_name}",
+                n=sheet_n))
+        summary["sheet_png"] = str(drawn.path) if drawn else None
     if json_output:
         print_json(summary)
         return
@@ -123,8 +126,9 @@ def test_command(
     if result.data.skipped:
         console.print(f"[yellow]Warning:[/yellow] skipped {len(result.data.skipped)} unreadable "
                       f"images")
-    console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
-    if sheet is not None:
+    if plot_path:
+        console.print(f"Confusion matrix: {plot_path}", soft_wrap=True)
+    if summary.get("sheet_png"):
         console.print(f"Contact sheet: {summary['sheet_png']}", soft_wrap=True)
     console.print(f"[bold]Accuracy on {result.data_name}: {percent(result.accuracy)}[/bold] "
                   f"({result.n_correct}/{len(result.data)} images)")
@@ -185,7 +189,8 @@ def predict_command(
     if results:
         say_which_model(label, choice, reader.info)
     if json_output:
-        print_json([{**result.to_dict(), "model": label} for result in results])
+        print_json([{**result.to_dict(), "model": label, **reader.tuned_from()}
+                    for result in results])
     else:
         for result in results:
             prefix = f"{result.path}: " if len(paths) > 1 else ""
@@ -200,11 +205,12 @@ def predict_command(
     if sheet is not None:
         from charrec.data.contact_sheet import PredictedImage, prediction_sheet
 
-        drawn = prediction_sheet([PredictedImage(result.path, result.letter, result.probability,
-                                                 warning=result.warning) for result in results],
-                                 sheet, f"{choice.path.name if not choice.bundled else 'bundled'}"
-                                        f" predictions", n=sheet_n)
-        if not json_output:
+        drawn = write_extra(lambda: prediction_sheet(
+            [PredictedImage(result.path, result.letter, result.probability,
+                            warning=result.warning) for result in results],
+            sheet, f"{choice.path.name if not choice.bundled else 'bundled'} predictions",
+            n=sheet_n))
+        if drawn and not json_output:
             plain_line(f"Contact sheet: {drawn.path}")
     named = [f"{path}: " for path in given if not path.is_dir()]
     named_failed = any(message.startswith(prefix) for message in failures for prefix in named)

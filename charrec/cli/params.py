@@ -79,10 +79,10 @@ if RuntimeParam is not None:
                                    ctx=ctx, param=param) from None
             info = self.parameter_info
             if kind in (int, float):
-                if info.min is not None and value < info.min:
+                if info.min is not None and not value >= info.min:  # NaN is refused too
                     raise BadParameter(f"{value} is smaller than the minimum {info.min}.",
                                        ctx=ctx, param=param)
-                if info.max is not None and value > info.max:
+                if info.max is not None and not value <= info.max:
                     raise BadParameter(f"{value} is larger than the maximum {info.max}.",
                                        ctx=ctx, param=param)
             return value

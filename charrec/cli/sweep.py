@@ -15,9 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-from charrec.cli.common import Command, Debug, fail, friendly_errors, interrupted
-from charrec.errors import ConfigError
-from charrec.report import console
+from charrec.cli.common import Command, Debug, fail, friendly_errors, interrupted, write_extra
+from charrec.errors import ConfigError, WriteError
+from charrec.report import console, escape
 
 EXECUTORS = ("local", "ray")
 
@@ -96,6 +96,8 @@ def sweep_command(
         console.print(f"Sweep {spec.name}: {n_points} point(s) × {spec.repeats} repeat(s) = "
                       f"{len(trials)} trials. Nothing was run (--dry-run).", soft_wrap=True)
         return
+    run_dir = resume or out_dir or default_run_dir(spec.name)
+    check_destinations(run_dir, trials)
     ensure_data(trials, strict)
     if jobs is None:
         from charrec.sweep.executors import default_jobs
@@ -103,7 +105,7 @@ def sweep_command(
         jobs = default_jobs(len(trials), threads)
     with _executor(executor_name, address, jobs, threads) as executor:
         folder = (RunFolder.reopen(resume, trials) if resume is not None else
-                  RunFolder.create(out_dir or default_run_dir(spec.name), spec, trials))
+                  RunFolder.create(run_dir, spec, trials))
         if executor_name == "ray":
             executor.check_shared_paths(folder.path, sorted({trial.config["data_dir"]
                                                              for trial in trials}))
@@ -143,12 +145,27 @@ def _executor(name: str, address: str | None, jobs: int,
     return contextlib.nullcontext(make_executor(jobs, threads))
 
 
+def check_destinations(run_dir: Path, trials: list) -> None:
+    """Before rendering or training: the run folder, and each folder the built-in letters must
+    be rendered into, can take a file (`WriteError` otherwise)."""
+    from charrec.data.builtin.synth import holds_anything
+    from charrec.files import check_writable
+
+    check_writable(run_dir, f"the sweep's run folder {run_dir}",
+                   "nothing was run; choose a writable --out-dir")
+    for data_dir in dict.fromkeys(Path(trial.config["data_dir"]) for trial in trials):
+        if not holds_anything(data_dir):
+            check_writable(data_dir.parent, f"the built-in letters to {data_dir} (no dataset "
+                           f"there yet)", "nothing was rendered or run; give --data-dir a "
+                           "dataset or a writable folder")
+
+
 def ensure_data(trials: list, strict: bool) -> None:
     """Render the built-in letters where a trial's data folder holds nothing yet, before any
     worker starts: `charrec train`'s data step, with its progress display. The letters stay in
     memory for the trials (or the file the workers share)."""
     from charrec.cli.train import progress_display, training_callbacks
-    from charrec.data.synth import holds_anything
+    from charrec.data.builtin.synth import holds_anything
     from charrec.sweep.spec import trial_config
     from charrec.sweep.trial import trial_data
 
@@ -202,19 +219,31 @@ def _run_and_report(folder: Any, spec: Any, trials: list, executor: Any, keep: s
                 progress.stop()
             raise interrupted(f"; finished trials are saved in {folder.path}. Continue with: "
                               f"charrec sweep --resume {folder.path}") from None
+        except WriteError as error:  # a run folder file: stop, the disk needs fixing first
+            if live:
+                progress.stop()
+            raise fail(escape(f"{error}. Continue with: charrec sweep --resume "
+                              f"{folder.path}")) from None
     summaries = summarise(trials, status.rows)
     best = best_point(summaries)
     print_results(spec, summaries, best)
     if nodes := nodes_line(status.rows[status.skipped:]):
         console.print(nodes, soft_wrap=True)
-    plots = write_plots(folder.path, spec, summaries)
+    plots = write_extra(lambda: write_plots(folder.path, spec, summaries)) or []
+    if best is not None:
+        shown = f"; plots: {', '.join(str(path) for path in plots)}" if plots else ""
+        console.print(f"Best: {best.label()}: val acc {best.describe('val_accuracy')}, test acc "
+                      f"{best.describe('test_accuracy')}. Results: "
+                      f"{folder.path / 'results.csv'}{shown}", soft_wrap=True)
+        console.print(f"Train the best config: charrec train --config "
+                      f"{folder.path / 'best.yaml'}", soft_wrap=True)
+    if status.write_failures:  # the disk, not the trials: the final line says so
+        first = status.write_failures[0]
+        raise fail(escape(f"{len(status.write_failures)} trial(s) could not be saved ("
+                          f"{first['trial']}: {first.get('reason', '')}). Free space or fix the "
+                          f"folder. Continue with: charrec sweep --resume {folder.path}"))
     if best is None:
         raise fail(f"every trial failed; see {folder.path / 'results.jsonl'}")
-    console.print(f"Best: {best.label()}: val acc {best.describe('val_accuracy')}, test acc "
-                  f"{best.describe('test_accuracy')}. Results: {folder.path / 'results.csv'}; "
-                  f"plots: {', '.join(str(path) for path in plots)}", soft_wrap=True)
-    console.print(f"Train the best config: charrec train --config {folder.path / 'best.yaml'}",
-                  soft_wrap=True)
 
 
 def _progress() -> Any:

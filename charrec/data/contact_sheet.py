@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from charrec import CLASSES
 from charrec.data.loading import dataset_items
 from charrec.data.preprocess import open_image
-from charrec.errors import DataError, ImageError
+from charrec.errors import ImageError, WriteError
 from charrec.files import atomic_write
 
 GAP = 6
@@ -122,9 +122,9 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def save_contact_sheet(image: Image.Image, path: str | Path) -> Path:
-    """Write the sheet as a PNG atomically (temp file + rename)."""
+    """Write the sheet as a PNG atomically (temp file + rename; a disk error: `WriteError`)."""
     data = png_bytes(image)
-    return atomic_write(path, lambda handle: handle.write(data))
+    return atomic_write(path, lambda handle: handle.write(data), "the contact sheet")
 
 
 # ---------------------------------------------------------------------------- predictions
@@ -166,9 +166,8 @@ def _read(path: str | Path, load, unreadable: list[tuple[str, str]]) -> Image.Im
 def _write(tiles: Sequence[Tile], title: str, tile: int, out: str | Path, option: str) -> Path:
     try:
         return save_contact_sheet(draw_contact_sheet(tiles, title, tile), out)
-    except OSError as error:
-        raise DataError(f"cannot write the contact sheet {out} ({error}); "
-                        f"choose another {option}") from None
+    except WriteError as error:
+        raise WriteError(f"{error}; choose another {option}", error.errno) from error
 
 
 def prediction_sheet(images: Sequence[PredictedImage], out: str | Path, title: str,

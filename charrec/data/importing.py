@@ -28,6 +28,7 @@ from charrec import CLASSES, __version__
 from charrec.data.emnist import find_idx_pairs, read_letters
 from charrec.data.preprocess import IMAGE_SUFFIXES, open_image, to_grayscale
 from charrec.errors import DataError, ImageError
+from charrec.files import write_error
 
 Progress = Callable[[int, int], None]
 
@@ -176,6 +177,19 @@ def import_dataset(src: str | Path, out: str | Path, seed: int = 0, all_test: bo
     out = Path(out)
     _check_destination(out)
     kind, samples = read_source(src)
+    try:
+        counts, skipped = _build(samples, src, kind, out, seed, all_test, norm_size, progress,
+                                 workers)
+    except OSError as error:  # a full disk, a read-only folder
+        raise write_error(error, f"could not write the imported dataset to {out}",
+                          "no partial dataset was left") from error
+    return ImportResult(out, kind, counts, skipped, time.perf_counter() - started)
+
+
+def _build(samples: Sequence[Sample], src: str | Path, kind: str, out: Path, seed: int,
+           all_test: bool, norm_size: tuple[int, int] | None, progress: Progress | None,
+           workers: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Write the dataset into a hidden folder beside `out`, then rename it to `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     # not tempfile.mkdtemp: its 0700 mode would stay on the finished dataset
     building = out.parent / f".{out.name}.importing-{uuid.uuid4().hex[:12]}"
@@ -197,7 +211,7 @@ def import_dataset(src: str | Path, out: str | Path, seed: int = 0, all_test: bo
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    return ImportResult(out, kind, counts, skipped, time.perf_counter() - started)
+    return counts, skipped
 
 
 def _write_images(samples: Sequence[Sample], images_dir: Path,

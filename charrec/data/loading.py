@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+TUNING_VALIDATION_FRACTION = 0.2  # of each letter's images when tuning (at least one)
 CLASS_INDEX = {letter: index for index, letter in enumerate(CLASSES)}
 DECODE_CHUNK = 256  # images per thread-pool task when decoding
 SMALL_FILE_BYTES = 16 * 1024  # images this small are decoded in one thread (see decode_images)
@@ -229,17 +230,7 @@ def load_split(data_dir: str | Path, split: str, norm_size: tuple[int, int], see
     """Read one split into memory (see `list_split` for `whole_folder`): torch tensors, or
     numpy arrays with `arrays`."""
     items = list_split(data_dir, split, seed, whole_folder)
-    images, ok, skipped = decode_arrays([path for path, _ in items], norm_size, strict)
-    kept = [item for item, good in zip(items, ok, strict=True) if good]
-    if not kept:
-        raise DataError(f"none of the {len(items)} images of the {split} split of {data_dir} "
-                        f"could be read; first error: {skipped[0][1]}")
-    labels = np.array([index for _, index in kept], dtype=np.int64)
-    if not arrays:
-        import torch
-
-        images, labels = torch.from_numpy(images), torch.from_numpy(labels)
-    return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
+    return _decode_split(items, split, Path(data_dir), norm_size, strict, arrays)
 
 
 def first_images(data_dir: str | Path, norm_size: tuple[int, int], count: int, seed: int = 0
@@ -270,6 +261,64 @@ def load_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
     if duplicates:
         raise DataError(f"{data_dir}: " + _summarise(duplicates, "images appear in two splits"))
     return data
+
+
+def load_tuning_splits(data_dir: str | Path, norm_size: tuple[int, int], seed: int = 0,
+                       strict: bool = False) -> dict[str, LetterData]:
+    """A user's letters for fine-tuning: the course layout's splits as they are, or a folder
+    per letter split per letter into train and validation only (see `tuning_items`)."""
+    data_dir = Path(data_dir)
+    if detect_layout(data_dir) == "course":
+        present = [split for split in SPLITS if not _split_is_empty(data_dir / f"{split}.json")]
+        return load_splits(data_dir, norm_size, seed, splits=present, strict=strict)
+    return {split: _decode_split(items, split, data_dir, norm_size, strict)
+            for split, items in tuning_items(data_dir, seed).items()}
+
+
+def tuning_items(data_dir: str | Path, seed: int = 0) -> dict[str, list[tuple[Path, int]]]:
+    """A folder per letter split for fine-tuning, per letter, into train and validation only
+    (TUNING_VALIDATION_FRACTION, at least one image each): a handful of images per letter
+    leaves none to spare for a test split. Letters may be missing; a letter folder needs two
+    images or more. Checks without decoding anything (the course layout: its label files)."""
+    data_dir = Path(data_dir)
+    if detect_layout(data_dir) == "course":
+        return {split: list_split(data_dir, split, seed) for split in SPLITS
+                if not _split_is_empty(data_dir / f"{split}.json")}
+    by_class: dict[int, list[tuple[Path, int]]] = {}
+    for item in _class_folders(data_dir):
+        by_class.setdefault(item[1], []).append(item)
+    if not by_class:
+        raise DataError(f"{data_dir} holds no images in its letter folders "
+                        f"({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
+    single = [CLASSES[index] for index, members in sorted(by_class.items()) if len(members) < 2]
+    if single:
+        raise DataError(f"{data_dir}: the folder of {', '.join(single)} holds only one image; "
+                        f"tuning needs at least 2 per letter (one to learn from, one to check), "
+                        f"3 or more is better")
+    rng = random.Random(seed)
+    splits: dict[str, list[tuple[Path, int]]] = {"train": [], "validation": []}
+    for index in sorted(by_class):
+        members = by_class[index]
+        rng.shuffle(members)
+        n_validation = max(1, round(len(members) * TUNING_VALIDATION_FRACTION))
+        splits["validation"] += members[:n_validation]
+        splits["train"] += members[n_validation:]
+    return splits
+
+
+def _decode_split(items: list[tuple[Path, int]], split: str, data_dir: Path,
+                  norm_size: tuple[int, int], strict: bool, arrays: bool = False) -> LetterData:
+    images, ok, skipped = decode_arrays([path for path, _ in items], norm_size, strict)
+    kept = [item for item, good in zip(items, ok, strict=True) if good]
+    if not kept:
+        raise DataError(f"none of the {len(items)} images of the {split} split of {data_dir} "
+                        f"could be read; first error: {skipped[0][1]}")
+    labels = np.array([index for _, index in kept], dtype=np.int64)
+    if not arrays:
+        import torch
+
+        images, labels = torch.from_numpy(images), torch.from_numpy(labels)
+    return LetterData(images, labels, [str(path) for path, _ in kept], skipped)
 
 
 # ------------------------------------------------------------------------------- listing

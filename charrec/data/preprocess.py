@@ -14,9 +14,10 @@ letter on a light sign and a light letter on a dark sign give the same input.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, ImageStat, UnidentifiedImageError
@@ -43,21 +44,13 @@ def open_image(path: str | Path) -> Image.Image:
     the common case costs no extra system calls: decoding a dataset opens thousands of files.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.seek(0)
-                image.load()
-                if image.getexif().get(ORIENTATION, 1) == 1:
-                    return image.copy()  # upright already (most files have no EXIF at all)
-                return ImageOps.exif_transpose(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: image too large (declared size exceeds Pillow's safety limit "
-                         f"of {Image.MAX_IMAGE_PIXELS} pixels)") from None
+        return _decode(path)
     except UnidentifiedImageError:
         size = Path(path).stat().st_size
         reason = "empty file" if size == 0 else "not an image Pillow can read"
         raise ImageError(f"{path}: {reason}") from None
+    except ImageError:
+        raise
     except Exception as error:  # noqa: BLE001 - decoders of hostile files raise all sorts
         if not Path(path).exists():
             raise ImageError(f"{path}: no such file") from None
@@ -65,6 +58,44 @@ def open_image(path: str | Path) -> Image.Image:
             raise ImageError(f"{path}: is a directory, not an image") from None
         raise ImageError(f"{path}: cannot decode image ({type(error).__name__}: {error})"
                          ) from None
+
+
+def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None
+                 ) -> Image.Image:
+    """`open_image` for an image held in memory (an upload), named `name` in error messages;
+    an image declaring more than `max_pixels` pixels is refused before it is decoded."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    try:
+        return _decode(io.BytesIO(data), name, max_pixels)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image Pillow can read") from None
+    except ImageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - decoders of hostile files raise all sorts
+        raise ImageError(f"{name}: cannot decode image ({type(error).__name__}: {error})"
+                         ) from None
+
+
+def _decode(source: str | Path | IO[bytes], name: str | Path | None = None,
+            max_pixels: int | None = None) -> Image.Image:
+    """The decoding both of the above share; a decompression bomb (more pixels than Pillow's
+    safety limit, or than `max_pixels`) is an ImageError, other failures are Pillow's own."""
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                if image.width * image.height > limit:  # before a single pixel is decoded
+                    raise Image.DecompressionBombError(f"{image.width}x{image.height}")
+                image.seek(0)
+                image.load()
+                if image.getexif().get(ORIENTATION, 1) == 1:
+                    return image.copy()  # upright already (most files have no EXIF at all)
+                return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name or source}: image too large (declared size exceeds the "
+                         f"safety limit of {limit} pixels)") from None
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:

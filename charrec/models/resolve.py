@@ -94,6 +94,9 @@ def describe_model(choice: ModelChoice, checkpoint: dict[str, Any],
     details = [f"charrec {checkpoint.get('charrec_version', '?')}", str(config.get("arch", "mlp"))]
     if isinstance(metrics.get("best_val_accuracy"), float):
         details.append(f"val {100 * metrics['best_val_accuracy']:.1f}%")
+    parent = tuned_from(checkpoint)
+    if parent:
+        details.append(f"tuned from {parent}")
     if backend is not None:
         details.append(BACKEND_NAMES.get(backend, backend))
     if choice.bundled:
@@ -123,3 +126,20 @@ def weak_model_hint(choice: ModelChoice, checkpoint: dict[str, Any],
                else "")
     return (f"{choice.path} reads poorly (val {100 * accuracy:.1f}%); the bundled model{bundled} "
             f"may do better: add --model bundled")
+
+
+def parent_record(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the model this one was tuned from (`charrec train --from`), or None."""
+    parent = checkpoint.get("parent")
+    return parent if isinstance(parent, dict) and parent.get("model") else None
+
+
+def tuned_from(checkpoint: dict[str, Any]) -> str | None:
+    """E.g. `bundled (charrec 0.1.0, val 88.7%)`: the parent, its version and accuracy."""
+    parent = parent_record(checkpoint)
+    if parent is None:
+        return None
+    details = [f"charrec {parent.get('charrec_version', '?')}"]
+    if isinstance(parent.get("val_accuracy"), float):
+        details.append(f"val {100 * parent['val_accuracy']:.1f}%")
+    return f"{parent['model']} ({', '.join(details)})"

@@ -193,7 +193,10 @@ def plot_accuracy_vs_option(summaries: Sequence[PointSummary], option: str,
         members.sort(key=position)
         xs = [position(member) for member in members]
         for metric, line, name in (("val_accuracy", "o-", "val"), ("test_accuracy", "s--", "test")):
-            means, stds = zip(*(member.stat(metric) for member in members), strict=True)
+            stats = [member.stat(metric) for member in members]
+            if None in stats:  # e.g. no test split: tuning (--from) splits train/validation
+                continue
+            means, stds = zip(*stats, strict=True)
             axis.errorbar(xs, means, yerr=stds, fmt=line if connect else line[0], capsize=3,
                           color=colours[index % len(colours)] if len(groups) > 1 else None,
                           label=f"{name} {key}".strip(), alpha=1.0 if name == "val" else 0.6)

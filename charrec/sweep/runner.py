@@ -13,14 +13,21 @@ A run folder holds:
 
 `run_sweep` skips trials that already have a row, so resuming a crashed or interrupted run is
 running it again on the same folder (`RunFolder.reopen` refuses if the trials changed).
+
+A trial that could not write its checkpoint (a full disk) gets a failed row marked
+`"rerun": true`, and a resumed run trains it again. A run folder file that cannot be written
+(a row, the CSV, best.yaml) stops the sweep with a `WriteError`: whatever finished stays
+recorded, and `--resume` continues once the disk is fixed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from charrec import __version__
-from charrec.errors import ConfigError
+from charrec.errors import ConfigError, WriteError
+from charrec.files import atomic_write, write_error
 from charrec.sweep.executors import Executor, InlineExecutor
 from charrec.sweep.results import PointSummary, best_point, best_trial, format_value, summarise
 from charrec.sweep.spec import SweepSpec, Trial, config_hash, describe_change, trial_config
@@ -74,12 +82,24 @@ class RunFolder:
         if folder.path.exists() and any(folder.path.iterdir()):
             raise ConfigError(f"run folder {folder.path} already exists and is not empty; "
                               f"continue it with --resume {folder.path} or choose another")
-        (folder.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
         meta = {"name": spec.name, "source": spec.source, "config_hash": config_hash(trials),
                 "created": datetime.now().isoformat(timespec="seconds"),
                 "charrec_version": __version__, "trials": [trial.to_dict() for trial in trials]}
-        folder._write_text(SPEC_FILE, yaml.safe_dump(spec.to_dict(), sort_keys=False))
-        folder._write_text(META_FILE, json.dumps(meta, indent=1) + "\n")
+        made = [parent for parent in (folder.path, *folder.path.parents) if not parent.exists()]
+        try:
+            (folder.path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            folder._write_text(SPEC_FILE, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+            folder._write_text(META_FILE, json.dumps(meta, indent=1) + "\n")  # last: the mark
+        except (OSError, WriteError) as error:
+            # a folder without run.json could not be resumed, and would block its own name
+            shutil.rmtree(made[-1] if made else folder.path / CHECKPOINTS, ignore_errors=True)
+            for name in (SPEC_FILE, META_FILE):
+                with contextlib.suppress(OSError):
+                    (folder.path / name).unlink(missing_ok=True)
+            if isinstance(error, WriteError):
+                raise WriteError(f"{error}; the run folder was not made", error.errno) from error
+            raise write_error(error, f"could not make the run folder {folder.path}",
+                              "nothing was run") from error
         return folder
 
     @classmethod
@@ -121,17 +141,29 @@ class RunFolder:
             except json.JSONDecodeError:
                 row = None
             if row is None or not line.endswith("\n"):
-                self._write_text(RESULTS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+                self._write_text(RESULTS_FILE, "".join(json.dumps(r) + "\n" for r in rows),
+                                 "the results")
                 break
             rows.append(row)
         return rows
 
     def append(self, row: dict[str, Any]) -> None:
-        """Add one row as one complete line, on disk before this returns."""
-        with open(self.path / RESULTS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Add one row as one complete line, on disk before this returns. A disk error raises
+        `WriteError` and leaves the rows before it as they were (a torn last line is dropped
+        when the file is read)."""
+        path = self.path / RESULTS_FILE
+        size = path.stat().st_size if path.is_file() else 0
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            with contextlib.suppress(OSError):  # take back a torn line now if the disk lets us
+                if path.is_file() and path.stat().st_size > size:
+                    os.truncate(path, size)
+            raise write_error(error, f"could not record trial {row['trial']} in {path}",
+                              "the rows before it are kept") from error
 
     def write_csv(self, rows: Sequence[dict[str, Any]], varied: Sequence[str]) -> Path:
         columns = ["trial", "point", "repeat", "seed", "status", *varied, "best_epoch",
@@ -143,24 +175,26 @@ class RunFolder:
         for row in sorted(rows, key=lambda row: row["index"]):
             options = {name: format_value(value) for name, value in row["options"].items()}
             writer.writerow({**row, **options})
-        return self._write_text(CSV_FILE, buffer.getvalue())
+        return self._write_text(CSV_FILE, buffer.getvalue(), "the results table")
 
     def write_best(self, spec_name: str, summary: PointSummary, row: dict[str, Any]) -> Path:
         """best.yaml: the full options of the best point's best trial, for `charrec train`."""
         import yaml
 
-        options = {key: value for key, value in row["config"].items() if key != "out"}
+        from charrec.config import ARCHITECTURE_FIELDS
+
+        # a tuned trial's network comes from its `from_model`, which refuses them as options
+        dropped = {"out", *(ARCHITECTURE_FIELDS if row["config"].get("from_model") else ())}
+        options = {key: value for key, value in row["config"].items() if key not in dropped}
         header = (f"# Best point of sweep {spec_name!r} ({self.path}): "
                   f"{summary.label()}\n# val acc {summary.describe('val_accuracy')}, "
                   f"test acc {summary.describe('test_accuracy')} over {summary.n_ok} run(s)\n"
                   f"# Train it: charrec train --config {self.path / BEST_FILE}\n")
         body = yaml.safe_dump({"name": f"{spec_name}-best", "base": options}, sort_keys=False)
-        return self._write_text(BEST_FILE, header + body)
+        return self._write_text(BEST_FILE, header + body, "the best config")
 
-    def _write_text(self, name: str, text: str) -> Path:
-        from charrec.files import atomic_write
-
-        return atomic_write(self.path / name, lambda handle: handle.write(text.encode()))
+    def _write_text(self, name: str, text: str, what: str = "the sweep file") -> Path:
+        return atomic_write(self.path / name, lambda handle: handle.write(text.encode()), what)
 
 
 # ------------------------------------------------------------------------------ the run loop
@@ -178,6 +212,7 @@ class SweepStatus:
     best: PointSummary | None = None
     last: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    write_failures: list[dict[str, Any]] = field(default_factory=list)  # rows marked "rerun"
 
     def eta_seconds(self) -> float | None:
         """Seconds until the last trial finishes: the trials left, `running` at a time, each
@@ -199,13 +234,24 @@ class SweepStatus:
         return statistics.fmean(times) * left / max(1, self.running)
 
 
+def finished_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that count as done: each trial's last row, if it finished ("ok" or "failed")
+    and its failure was not the disk's (those are marked "rerun")."""
+    last = {row["index"]: row for row in rows if "index" in row}
+    return [row for _, row in sorted(last.items())
+            if row.get("status") in FINISHED and not row.get("rerun")]
+
+
 def preflight(trials: Sequence[Trial]) -> None:
     """Check every dataset the trials need (cheaply: label files, no decoding) before any runs."""
-    from charrec.data.loading import SPLITS, list_split
+    from charrec.data.loading import SPLITS, detect_layout, list_split
 
     sizes: dict[tuple, int] = {}
     for trial in trials:
         config = trial_config(trial)
+        if config.from_model is not None:  # tuning splits its data itself (train.load_data)
+            detect_layout(config.data_dir)
+            continue
         key = (config.data_dir, config.seed)
         if key not in sizes:
             sizes[key] = len(list_split(config.data_dir, "train", config.seed))
@@ -217,14 +263,23 @@ def preflight(trials: Sequence[Trial]) -> None:
 
 
 def share_data(folder: RunFolder, trials: Sequence[Trial], strict: bool) -> dict[tuple, str]:
-    """Decode each dataset the trials need once, here, into a file the workers memory-map."""
+    """Decode each dataset the trials need once, here, into a file the workers memory-map.
+    On an error (a full disk: `WriteError`) or Ctrl-C, the files made so far are removed."""
+    from charrec.tune import with_parent
+
     files: dict[tuple, str] = {}
-    for trial in trials:
-        config = trial_config(trial)
-        key = data_key(config, strict)
-        if key not in files:
-            path = folder.path / f".data-{len(files)}.pt"
-            files[key] = str(save_data_file(path, trial_data(config, strict)[1]))
+    try:
+        for trial in trials:
+            config = with_parent(trial_config(trial))
+            key = data_key(config, strict)
+            if key not in files:
+                path = folder.path / f".data-{len(files)}.pt"
+                files[key] = str(save_data_file(path, trial_data(config, strict)[1]))
+    except BaseException:
+        for made in files.values():
+            with contextlib.suppress(OSError):
+                Path(made).unlink(missing_ok=True)
+        raise
     return files
 
 
@@ -232,10 +287,11 @@ def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], execu
               keep: str = "all", strict: bool = False,
               on_progress: Callable[[SweepStatus], None] | None = None) -> SweepStatus:
     """Run every trial without a row yet; append each row as it finishes; write the CSV and
-    best.yaml. KeyboardInterrupt propagates after the finished rows are safely written."""
+    best.yaml. KeyboardInterrupt propagates after the finished rows are safely written; so does
+    a `WriteError` for a run folder file (it names the folder, to resume)."""
     if keep not in KEEP_CHOICES:
         raise ConfigError(f"--keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
-    rows = [row for row in folder.read_results() if row.get("status") in FINISHED]
+    rows = finished_rows(folder.read_results())
     finished = {row["index"] for row in rows}
     todo = [trial for trial in trials if trial.index not in finished]
     status = SweepStatus(total=len(trials), done=len(rows), skipped=len(rows), rows=rows,
@@ -259,15 +315,22 @@ def run_sweep(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial], execu
             rows.append(row)
             status.done += 1
             status.failed += row["status"] == "failed"
+            if row.get("rerun"):
+                status.write_failures.append(row)
             status.running = min(executor.jobs, status.total - status.done)
             status.best, status.last = best_point(summarise(trials, rows)), row
             folder.write_csv(rows, spec.varied)
             if on_progress:
                 on_progress(status)
+        finish(folder, spec, trials, rows, keep)
+    except WriteError as error:
+        saved = len(finished_rows(rows))
+        raise WriteError(f"{error}; {saved} of {len(trials)} trials are recorded in "
+                         f"{folder.path}", error.errno) from error
     finally:
         for path in data_files.values():
-            Path(path).unlink(missing_ok=True)
-    finish(folder, spec, trials, rows, keep)
+            with contextlib.suppress(OSError):
+                Path(path).unlink(missing_ok=True)
     return status
 
 
@@ -285,4 +348,5 @@ def finish(folder: RunFolder, spec: SweepSpec, trials: Sequence[Trial],
         for row in rows:
             path = row.get("checkpoint")
             if path and row["trial"] != winner["trial"]:
-                Path(path).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only folder: it stays, no harm
+                    Path(path).unlink(missing_ok=True)

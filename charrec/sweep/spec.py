@@ -25,6 +25,7 @@ from charrec.config import (
     FIELD_NAMES,
     PARSERS,
     TrainConfig,
+    config_from_dict,
     make_config,
     normalise_key,
     read_yaml,
@@ -76,7 +77,7 @@ class SweepSpec:
                       for option, (kind, arguments) in self.random.params.items()}
             data["random"] = {"trials": self.random.trials, "seed": self.random.seed,
                               "params": params}
-        else:
+        elif self.grid:  # repeats of the base alone have no grid (an empty one is refused)
             data["grid"] = {option: list(values) for option, values in self.grid.items()}
         data["repeats"] = self.repeats
         return data
@@ -374,4 +375,4 @@ def describe_change(old: Sequence[Mapping[str, Any]], new: Sequence[Trial]) -> s
 
 def trial_config(trial: Trial, **changes: Any) -> TrainConfig:
     """The TrainConfig of a trial, with `changes` (e.g. its checkpoint path) applied."""
-    return make_config(trial.config, changes)
+    return config_from_dict({**trial.config, **changes})

@@ -4,8 +4,9 @@
 prints or knows the run folder's layout.
 
 Every failure of a trial becomes a row with status "failed" and its reason, so the sweep goes
-on. For a local pool the parent decodes each dataset once and saves the tensors to a file that
-the workers memory-map (`save_data_file`), instead of every worker decoding the images again.
+on; one the disk caused (its checkpoint could not be written) is marked `"rerun": true`. For a
+local pool the parent decodes each dataset once and saves the tensors to a file that the workers
+memory-map (`save_data_file`), instead of every worker decoding the images again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from charrec.errors import CharrecError, DataError, TrainingDiverged
+from charrec.errors import CharrecError, DataError, TrainingDiverged, WriteError
 from charrec.sweep.results import last_val_accuracy
 from charrec.sweep.spec import Trial, trial_config
 
@@ -40,11 +41,12 @@ _DATA_CACHE_SIZE = 2  # a sweep over --norm-size alternates between a few decode
 
 def data_key(config: Any, strict: bool = False) -> tuple:
     """What identifies a decoded dataset. The seed only matters for a folder-per-class tree
-    (it picks the 70/15/15 split)."""
+    (it picks the 70/15/15 split, or with `from` the tuning split)."""
     from charrec.data.loading import detect_layout
 
     split_seed = config.seed if detect_layout(config.data_dir) == "folders" else None
-    return str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict
+    return (str(Path(config.data_dir).resolve()), tuple(config.norm_size), split_seed, strict,
+            config.from_model is not None)
 
 
 def trial_data(config: Any, strict: bool = False, data_file: str | None = None,
@@ -85,7 +87,8 @@ def save_data_file(path: str | Path, data: dict[str, Any]) -> Path:
     plain = {split: {"images": letters.images, "labels": letters.labels, "paths": letters.paths,
                      "skipped": [list(entry) for entry in letters.skipped]}
              for split, letters in data.items()}
-    return atomic_write(path, lambda handle: torch.save(plain, handle))
+    return atomic_write(path, lambda handle: torch.save(plain, handle),
+                        "the decoded images for the workers")
 
 
 def _load_data_file(path: str | Path) -> dict[str, Any]:
@@ -113,12 +116,13 @@ def lost_trial_row(task: TrialTask, reason: str) -> dict[str, Any]:
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Train one trial and return its results row; a failure becomes a row with its reason."""
     from charrec.train import run
+    from charrec.tune import with_parent
 
     trial, started = task.trial, time.perf_counter()
     row = {**_row_start(trial), "host": socket.gethostname(), "pid": os.getpid()}
     try:
         changes = {"out": task.checkpoint} if task.checkpoint else {}
-        config = trial_config(trial, **changes)
+        config = with_parent(trial_config(trial, **changes))  # --from: the parent's network
         row["config"] = config.to_dict()
         config, data = trial_data(config, task.strict, task.data_file)
         row["config"] = config.to_dict()  # with `augment: auto` settled
@@ -127,6 +131,9 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
             return {**row, "status": "interrupted"}
     except TrainingDiverged as error:
         return {**row, "status": "failed", "reason": f"diverged: {error}",
+                "wall_seconds": round(time.perf_counter() - started, 3)}
+    except WriteError as error:  # the disk failed, not the trial: a resumed run trains it again
+        return {**row, "status": "failed", "reason": str(error), "rerun": True,
                 "wall_seconds": round(time.perf_counter() - started, 3)}
     except Exception as error:  # noqa: BLE001 - any failing trial is recorded; the sweep goes on
         reason = str(error) if isinstance(error, CharrecError) else \

@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 
-from charrec.data import font_cache, fonts
-from charrec.data.fonts import FontFace, default_font_dirs
+from charrec.data.builtin import font_cache, fonts
+from charrec.data.builtin.fonts import FontFace, default_font_dirs
+from charrec.errors import CharrecWarning
 
 MATPLOTLIB_FONTS = default_font_dirs()[0]
 
@@ -88,12 +89,18 @@ def test_a_new_check_version_invalidates_everything(font_files, cache_dir, monke
     assert len(check.checked) == len(font_files)
 
 
-def test_an_unwritable_cache_still_finds_the_fonts(font_files, tmp_path, monkeypatch):
+def test_an_unwritable_cache_still_finds_the_fonts_with_one_warning(font_files, tmp_path,
+                                                                    monkeypatch):
     blocker = tmp_path / "a file"
     blocker.write_text("not a folder")
     monkeypatch.setenv(font_cache.CACHE_DIR_ENV, str(blocker / "cache"))
-    found = font_cache.faces_of_files(font_files, CountingCheck(), FontFace)
+    with pytest.warns(CharrecWarning) as caught:
+        found = font_cache.faces_of_files(font_files, CountingCheck(), FontFace)
     assert found == {path: fonts._faces_in(path) for path in font_files}
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "could not write the font cache" in message and "not a directory" in message
+    assert font_cache.CACHE_DIR_ENV in message
 
 
 def test_a_file_that_is_no_font_has_no_faces(font_files, cache_dir, tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from charrec.data.fonts import LETTERS, UPPERCASE, FontFace
-from charrec.data.handwriting import (
+from charrec.data.builtin.fonts import LETTERS, UPPERCASE, FontFace
+from charrec.data.builtin.handwriting import (
     VARIANTS,
     hand_faces,
     paint_on_paper_batch,
@@ -58,7 +58,7 @@ def test_hand_faces_picks_handwriting_families_by_name():
 
 
 def test_the_nib_stamps_round_dots_of_the_given_radius():
-    from charrec.data.handwriting import _stamp_discs
+    from charrec.data.builtin.handwriting import _stamp_discs
 
     canvas = np.zeros((40, 40), np.uint8)
     box = _stamp_discs(canvas, np.array([[10.0, 10.0], [30.0, 20.0]]), np.array([1.0, 4.0]))
@@ -71,7 +71,7 @@ def test_the_nib_stamps_round_dots_of_the_given_radius():
 
 
 def test_the_nib_stays_on_the_canvas():
-    from charrec.data.handwriting import _stamp_discs
+    from charrec.data.builtin.handwriting import _stamp_discs
 
     canvas = np.zeros((10, 12), np.uint8)
     box = _stamp_discs(canvas, np.array([[0.2, 9.4], [11.0, 0.0]]), np.array([2.0, 1.0]))
@@ -82,7 +82,7 @@ def test_the_nib_stays_on_the_canvas():
 
 
 def test_a_batch_of_paper_is_each_image_painted_alone():
-    from charrec.data.handwriting import paint_on_paper_batch
+    from charrec.data.builtin.handwriting import paint_on_paper_batch
 
     masks = np.zeros((3, 32, 32), np.float32)
     masks[:, 6:26, 14:18] = 1.0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from charrec.data import handwriting, resampling, strokes, synth
+from charrec.data import resampling
+from charrec.data.builtin import handwriting, strokes, synth
 
 
 def test_box_reduction_is_the_float_mean():

@@ -27,25 +27,15 @@ import pytest
 from charrec.sweep import runner as sweep_runner
 from charrec.sweep.runner import RunFolder
 from charrec.sweep.trial import TrialTask, run_trial
-from tests.helpers import assert_one_line_error, invoke
+from tests.helpers import TINY_SWEEP, assert_one_line_error, invoke
 from tests.sweep.ray_nodes import RayNodes
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[dev]' (or "
                                         "'charrec[ray]') to run the multi-node Ray tests")
 
-SWEEP = """\
-name: four
-base:
-  data_dir: {data}
-  norm-size: 16,16
-  hidden: 8
-  epochs: 1
-  batch_size: 32
-  optim: sgd
-  lr: 0.05
-grid:
-  momentum: [0.5, 0.7, 0.8, 0.9]
-"""  # four one-epoch trials of a tiny MLP
+# four one-epoch trials of a tiny MLP: the suite's tiny sweep with one more point
+SWEEP = TINY_SWEEP.replace("name: tiny", "name: four").replace("[0.5, 0.8, 0.9]",
+                                                               "[0.5, 0.7, 0.8, 0.9]")
 TOKEN = "0123456789abcdef" * 2
 
 

@@ -430,7 +430,8 @@ def test_last_epoch_accuracy_of_rows_written_before_it_was_recorded():
 
 
 def test_built_in_letters_are_rendered_once_by_the_training_data_step(tmp_path, monkeypatch):
-    from charrec.data import loading, synth
+    from charrec.data import loading
+    from charrec.data.builtin import synth
 
     monkeypatch.setattr(synth, "render_dataset",
                         functools.partial(synth.render_dataset, per_class=10))

@@ -8,7 +8,7 @@ of several stroke constructions of the letter; `hand_faces` picks the handwritin
 `paint_on_paper_batch` turns letter coverage masks into photographed sheets of paper.
 
 The geometry shared with printed letters (crop, rotation, perspective, neighbours) stays in
-`charrec.data.synth`; the built-in skeletons in `charrec.data.strokes.STROKES` are the first
+`builtin.synth`; the built-in skeletons in `builtin.strokes.STROKES` are the first
 variant of each letter here.
 """
 
@@ -20,9 +20,9 @@ import math
 import numpy as np
 
 from charrec.data import resampling
-from charrec.data.fonts import GLYPH_PIXELS, FontFace
-from charrec.data.strokes import STROKES, smooth
-from charrec.data.strokes import arc as _arc
+from charrec.data.builtin.fonts import GLYPH_PIXELS, FontFace
+from charrec.data.builtin.strokes import STROKES, smooth
+from charrec.data.builtin.strokes import arc as _arc
 
 # Families (lowercase substrings) of installed fonts that look handwritten or hand-printed.
 HAND_FONT_NAMES = ("caveat", "indie flower", "kalam", "permanent marker", "shadows into light",

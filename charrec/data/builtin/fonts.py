@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFont
 
-from charrec.data.font_cache import faces_of_files
+from charrec.data.builtin.font_cache import faces_of_files
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 UPPERCASE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -167,7 +167,7 @@ def find_font_faces(extra_dirs: Sequence[Path] = ()) -> list[FontFace]:
     """Usable faces (glyph-checked), one per distinct family and style, in a stable order."""
     faces: dict[tuple[str, str], FontFace] = {}
     # an unreadable or broken font file is left out, like fontconfig does; the checks of
-    # unchanged files come from the per-user cache (`charrec.data.font_cache`)
+    # unchanged files come from the per-user cache (`charrec.data.builtin.font_cache`)
     for found in faces_of_files(candidate_files(extra_dirs), _faces_in, FontFace).values():
         for face in found:
             faces.setdefault((face.family.lower(), face.style.lower()), face)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from charrec.data import synth
-from charrec.data.fonts import (
+from charrec.data.builtin import synth
+from charrec.data.builtin.fonts import (
     LOWERCASE,
     UPPERCASE,
     default_font_dirs,
@@ -197,8 +197,8 @@ def test_uppercase_only_font_still_renders_lowercase_classes(tmp_path, monkeypat
 def test_every_letter_has_a_pen_drawn_form():
     import numpy as np
 
-    from charrec.data.fonts import LETTERS
-    from charrec.data.strokes import STROKES, stroke_glyph
+    from charrec.data.builtin.fonts import LETTERS
+    from charrec.data.builtin.strokes import STROKES, stroke_glyph
 
     assert set(STROKES) == set(LETTERS)
     for letter in LETTERS:
@@ -215,7 +215,7 @@ def test_a_chunk_renders_the_same_whatever_was_rendered_before_it():
     matrices): what one chunk leaves behind must not change the next one."""
     import numpy as np
 
-    from charrec.data import fonts
+    from charrec.data.builtin import fonts
 
     fonts.use_faces(fonts.find_font_faces())
     alone = synth.render_letters(40, 80, 3, (32, 32))
@@ -228,7 +228,7 @@ def test_a_chunk_renders_the_same_whatever_was_rendered_before_it():
 def test_images_are_colour_letters_of_every_class_in_both_looks():
     import numpy as np
 
-    from charrec.data import fonts
+    from charrec.data.builtin import fonts
 
     fonts.use_faces(fonts.find_font_faces())
     images = synth.render_letters(0, 104, 0, (32, 32))

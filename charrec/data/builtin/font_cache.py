@@ -1,6 +1,6 @@
 """A per-user cache of the font checks, so that finding the fonts costs milliseconds, not seconds.
 
-Checking which letters a font file draws (`charrec.data.fonts`) renders every letter of every
+Checking which letters a font file draws (`builtin.fonts`) renders every letter of every
 face: over a second for the fonts of a fresh install (docs/benchmarks.md), paid by every
 `charrec train` that renders the built-in letters. The answers depend only on the file and
 on the code that checks it, so they are kept in one JSON file, `font-faces.json`, in
@@ -9,28 +9,31 @@ charrec's cache folder: `$CHARREC_CACHE_DIR`, else `$XDG_CACHE_HOME/charrec`, el
 
 An entry is used only while its file has the same size and modification time, and the whole
 cache only while charrec's check (`CHECK_VERSION`), Pillow and FreeType are the ones that wrote
-it. The cache is an optimisation and nothing more: a missing, unreadable, corrupt or unwritable
-cache means the fonts are checked as if there were none, silently. It is written atomically, so
+it. The cache is an optimisation and nothing more: a missing, unreadable or corrupt cache means the
+fonts are checked as if there were none, silently; one that cannot be written (a read-only home,
+a full disk) gives a `CharrecWarning` and the run goes on. It is written atomically, so
 two runs at once or a Ctrl-C never leave a broken file. What a face is and how it is checked
-does not belong here: that is `charrec.data.fonts`.
+does not belong here: that is `charrec.data.builtin.fonts`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
+from charrec.errors import CharrecWarning, WriteError
 from charrec.files import atomic_write
 
-Face = TypeVar("Face")  # charrec.data.fonts.FontFace (a dataclass), not imported: it imports this
+Face = TypeVar("Face")  # builtin.fonts.FontFace (a dataclass), not imported: it imports this
 
 CACHE_DIR_ENV = "CHARREC_CACHE_DIR"
 CACHE_FILE = "font-faces.json"
-# Bump when the checks in charrec.data.fonts change what they find: old entries are then unused.
+# Bump when the checks in builtin.fonts change what they find: old entries are then unused.
 CHECK_VERSION = 1
 
 
@@ -111,6 +114,9 @@ def _read(stamp: dict[str, Any]) -> dict[str, Any]:
 def _write(stamp: dict[str, Any], entries: dict[str, Any]) -> None:
     text = json.dumps({"stamp": stamp, "files": entries}, sort_keys=True)
     try:
-        atomic_write(cache_dir() / CACHE_FILE, lambda file: file.write(text.encode("utf-8")))
-    except OSError:
-        pass  # a read-only home or a full disk: the next run checks the fonts again
+        atomic_write(cache_dir() / CACHE_FILE, lambda file: file.write(text.encode("utf-8")),
+                     "the font cache")
+    except WriteError as error:  # a read-only home or a full disk: the next run checks again
+        warnings.warn(CharrecWarning(f"{error}; the fonts will be checked again next time (set "
+                                     f"{CACHE_DIR_ENV} to a writable folder to keep them)"),
+                      stacklevel=2)

@@ -1,7 +1,7 @@
 """The built-in letters: synthetic training data rendered from fonts, written in the course layout.
 
 `generate_dataset` draws A-Z and a-z (labelled uppercase) in every usable font (see
-`charrec.data.fonts`) with the variety real photos, scans and handwriting have: geometry (tight
+`builtin.fonts`) with the variety real photos, scans and handwriting have: geometry (tight
 or loose crops, stretched or kept aspect, rotation, shear, perspective, elastic wobble, fragments
 of neighbouring letters), stroke weight, fills, outlines and shadows, coloured and textured
 backgrounds, uneven light, low contrast, both polarities, blur, noise, low resolution and JPEG
@@ -32,11 +32,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from charrec import CLASSES, __version__
-from charrec.data import fonts, resampling, strokes
-from charrec.data import handwriting as hand
-from charrec.data.fonts import find_font_faces
+from charrec.data import resampling
+from charrec.data.builtin import fonts, strokes
+from charrec.data.builtin import handwriting as hand
+from charrec.data.builtin.fonts import find_font_faces
 from charrec.errors import ConfigError, DataError
-from charrec.files import children_ignore_interrupt, deferred_interrupt
+from charrec.files import children_ignore_interrupt, deferred_interrupt, write_error
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +52,7 @@ UPPERCASE_PROBABILITY = 0.6
 LOWERCASE_WEIGHT = {"L": 0.25}
 STROKE_PROBABILITY = 0.1  # share of letters drawn with a pen (strokes.STROKES), not a font
 STROKE_FACE = -1
-# Share of images written by hand on paper (charrec.data.handwriting): pen-drawn or handwriting
+# Share of images written by hand on paper (builtin.handwriting): pen-drawn or handwriting
 # fonts, thin strokes of pen, pencil or marker on gray paper, photographed small.
 HANDWRITING_PROBABILITY = 0.5
 HAND_PEN_PROBABILITY = 0.6  # of those: drawn with handwriting.pen_glyph, else a handwriting font
@@ -131,13 +132,25 @@ def render_dataset(out_dir: Path, per_class: int = DEFAULT_PER_CLASS, seed: int 
     if not faces:
         raise DataError("no usable fonts found: install the font packages with "
                         "`pip install -e \".[fonts]\"` or pass --fonts DIR with .ttf/.otf files")
+    temp_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        return _render_into(temp_dir, out_dir, per_class, seed, faces, norm_size, workers,
+                            progress)
+    except OSError as error:  # a full disk, a read-only folder: in a worker or here
+        raise write_error(error, f"could not write the built-in letters to {out_dir}",
+                          "no partial dataset was left") from error
+
+
+def _render_into(temp_dir: Path, out_dir: Path, per_class: int, seed: int,
+                 faces: Sequence[fonts.FontFace], norm_size: tuple[int, int],
+                 workers: int | None, progress: Callable[[int, int], None] | None) -> Rendered:
+    """Render into `temp_dir`, then rename it to `out_dir`; `temp_dir` never stays behind."""
     total = per_class * len(CLASSES)
     name_width = max(6, len(str(total - 1)))
-    temp_dir = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(temp_dir, ignore_errors=True)
-    (temp_dir / "images").mkdir(parents=True)
     started = time.perf_counter()
     try:
+        (temp_dir / "images").mkdir(parents=True)
         job = (str(temp_dir / "images"), seed, tuple(norm_size), name_width)
         worker_count, gray = _render_all(job, total, faces, workers, progress)
         seconds = time.perf_counter() - started

@@ -2,8 +2,8 @@
 
 `STROKES` maps each letter (A-Z, a-z) to its skeleton: polylines in a unit box (x 0..1, y 0 at
 the cap line .. 1 at the base line). `stroke_glyph` draws one with a random pen (width, slant,
-jitter, rounded corners), as `charrec.data.fonts.glyph` draws a font's letter; more skeleton
-variants per capital live in `charrec.data.handwriting`. Nothing here renders whole images.
+jitter, rounded corners), as `charrec.data.builtin.fonts.glyph` draws a font's letter; more skeleton
+variants per capital live in `charrec.data.builtin.handwriting`. Nothing here renders whole images.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from charrec.data.fonts import GLYPH_PIXELS
+from charrec.data.builtin.fonts import GLYPH_PIXELS
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float,
