@@ -6,7 +6,7 @@ predict`, `charrec test`, a server):
     from charrec.reader import load_reader
     reader = load_reader("bundled")                 # or a .pth checkpoint, or a .onnx file
     predictions, failures = reader.predict_images(["a.png", pil_image])
-    print(reader.describe())    # bundled (charrec 0.1.0, cnn, val 93.1%, ONNX Runtime)
+    print(reader.describe())    # bundled (charrec VERSION, cnn, val NN.N%, ONNX Runtime)
 
 Which backend runs it (`backend="auto"`): ONNX Runtime for a model that has an ONNX form (the
 bundled model, or a `.onnx` file) when onnxruntime is installed, and then torch is never

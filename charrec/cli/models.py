@@ -61,6 +61,9 @@ def say_which_model(label: str, choice: Any = None, checkpoint: Any = None) -> N
             plain_line(f"Hint: {hint}", err=True)
 
 
+SPLITS = ("train", "validation", "test")
+
+
 @friendly_errors
 def test_command(
     model: ModelOption = None,
@@ -76,6 +79,11 @@ def test_command(
 ) -> None:
     """Measure a saved model's accuracy on a dataset split."""
     import re
+
+    from charrec.errors import ConfigError
+
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}: --split must be one of {', '.join(SPLITS)}")
 
     from charrec.measure import measure_data, test_images
     from charrec.report import per_class_table, plot_confusion, step
