@@ -118,11 +118,17 @@ def open_reader(choice: ModelChoice, backend: str, threads: int | None = 1) -> R
 
 
 def load_reader(model: str | Path | None = None, backend: str = "auto",
-                threads: int | None = 1) -> Reader:
+                threads: int | None = 1,
+                before_torch: Callable[[], None] | None = None) -> Reader:
     """The model `--model` names (a path, "bundled", or None for the default choice, see
-    `charrec.models.resolve`), loaded on `backend` ("auto", "onnx" or "torch")."""
+    `charrec.models.resolve`), loaded on `backend` ("auto", "onnx" or "torch").
+    `before_torch` runs first when torch is to run the model (the CLI imports torch its own
+    way; the server sets its threads)."""
     choice = resolve_model(model)
-    return open_reader(choice, choose_backend(choice, backend), threads)
+    chosen = choose_backend(choice, backend)
+    if chosen == "torch" and before_torch is not None:
+        before_torch()
+    return open_reader(choice, chosen, threads)
 
 
 def _torch_reader(choice: ModelChoice) -> Reader:

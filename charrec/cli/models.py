@@ -33,14 +33,9 @@ SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact shee
 def load_chosen_reader(model: str | None, backend: str) -> Any:
     """Resolve `--model` and load it on the backend `--backend` asks for (see
     `charrec.reader`); torch is imported only when it runs the model."""
-    from charrec.models.resolve import resolve_model
-    from charrec.reader import choose_backend, open_reader
+    from charrec.reader import load_reader
 
-    choice = resolve_model(model)
-    chosen = choose_backend(choice, backend)
-    if chosen == "torch":
-        import_torch()
-    return open_reader(choice, chosen)
+    return load_reader(model, backend, before_torch=import_torch)
 
 
 def say_which_model(label: str, choice: Any = None, checkpoint: Any = None) -> None:
