@@ -80,9 +80,10 @@ def load_onnx(path: str | Path, threads: int | None = 1) -> OnnxModel:
     metadata = session.get_modelmeta().custom_metadata_map
     classes, norm_size = _charrec_metadata(path, metadata)
     _check_signature(path, session, classes, norm_size)
-    extra = {key: _json(metadata.get(key), {}) for key in ("config", "metrics")}
+    extra = {key: _mapping(_json(metadata.get(key), {})) for key in ("config", "metrics")}
     extra["charrec_version"] = metadata.get("charrec_version", "?")
-    extra["parent"] = _json(metadata.get("parent"), None)  # `charrec train --from`'s record
+    # `charrec train --from`'s record
+    extra["parent"] = _mapping(_json(metadata.get("parent"), None)) or None
     return OnnxModel(path, session, classes, norm_size, extra)
 
 
@@ -110,6 +111,11 @@ def _load_problem(message: str) -> str:
                 "use a model of standard ONNX operators (as `charrec export` writes)")
     first = (message.strip().splitlines() or ["unknown error"])[-1][:200]
     return f"not a readable ONNX model (truncated, or not an .onnx file: {first})"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A metadata value that must be a JSON object: anything else counts as absent."""
+    return value if isinstance(value, dict) else {}
 
 
 def _json(text: str | None, default: Any) -> Any:

@@ -6,7 +6,7 @@ predict`, `charrec test`, a server):
     from charrec.reader import load_reader
     reader = load_reader("bundled")                 # or a .pth checkpoint, or a .onnx file
     predictions, failures = reader.predict_images(["a.png", pil_image])
-    print(reader.describe())    # bundled (charrec 0.1.0, cnn, val 93.1%, ONNX Runtime)
+    print(reader.describe())    # bundled (charrec VERSION, cnn, val NN.N%, ONNX Runtime)
 
 Which backend runs it (`backend="auto"`): ONNX Runtime for a model that has an ONNX form (the
 bundled model, or a `.onnx` file) when onnxruntime is installed, and then torch is never
@@ -118,11 +118,17 @@ def open_reader(choice: ModelChoice, backend: str, threads: int | None = 1) -> R
 
 
 def load_reader(model: str | Path | None = None, backend: str = "auto",
-                threads: int | None = 1) -> Reader:
+                threads: int | None = 1,
+                before_torch: Callable[[], None] | None = None) -> Reader:
     """The model `--model` names (a path, "bundled", or None for the default choice, see
-    `charrec.models.resolve`), loaded on `backend` ("auto", "onnx" or "torch")."""
+    `charrec.models.resolve`), loaded on `backend` ("auto", "onnx" or "torch").
+    `before_torch` runs first when torch is to run the model (the CLI imports torch its own
+    way; the server sets its threads)."""
     choice = resolve_model(model)
-    return open_reader(choice, choose_backend(choice, backend), threads)
+    chosen = choose_backend(choice, backend)
+    if chosen == "torch" and before_torch is not None:
+        before_torch()
+    return open_reader(choice, chosen, threads)
 
 
 def _torch_reader(choice: ModelChoice) -> Reader:

@@ -172,6 +172,7 @@ class TrainResult:
     test_accuracy: float | None = None  # measured by `run` on the test split, if it has one
     checkpoint: Path | None = None  # where `run` saved the best epoch
     config: TrainConfig | None = None  # the config `run` trained with (augment settled)
+    parent: dict[str, Any] | None = None  # with --from: the parent record (start accuracy)
 
     @property
     def best_epoch(self) -> int:
@@ -272,7 +273,7 @@ def run(config: TrainConfig, callbacks: Callbacks | None = None, *, strict: bool
     if parent is not None and config.blend < 1 and result.state.best_state \
             and not result.interrupted:
         _blend_with_parent(result, parent, config.blend, data["validation"])
-    result.config = config
+    result.config, result.parent = config, parent_record
     try:
         if not result.interrupted and "test" in data and len(data["test"]):
             result.test_accuracy = evaluate(model, data["test"].images, data["test"].labels,

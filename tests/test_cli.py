@@ -131,8 +131,10 @@ def test_test_other_split(trained: Path) -> None:
     result = invoke("test", "--model", trained, "--split", "validation", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_images"] == 52
-    assert_one_line_error(invoke("test", "--model", trained, "--split", "holdout"),
-                          "unknown split")
+    bad = invoke("test", "--model", trained, "--split", "holdout")
+    assert_one_line_error(bad, "unknown split")
+    assert bad.exit_code == 2  # a usage error, found before any image is read
+
 
 
 def test_test_on_a_folder_per_class_set(trained: Path, folder_dataset: Path) -> None:

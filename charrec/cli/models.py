@@ -34,14 +34,9 @@ SheetOption = Annotated[Path | None, typer.Option(help="Also draw a contact shee
 def load_chosen_reader(model: str | None, backend: str) -> Any:
     """Resolve `--model` and load it on the backend `--backend` asks for (see
     `charrec.reader`); torch is imported only when it runs the model."""
-    from charrec.models.resolve import resolve_model
-    from charrec.reader import choose_backend, open_reader
+    from charrec.reader import load_reader
 
-    choice = resolve_model(model)
-    chosen = choose_backend(choice, backend)
-    if chosen == "torch":
-        import_torch()
-    return open_reader(choice, chosen)
+    return load_reader(model, backend, before_torch=import_torch)
 
 
 def say_which_model(label: str, choice: Any = None, checkpoint: Any = None) -> None:
@@ -62,6 +57,9 @@ def say_which_model(label: str, choice: Any = None, checkpoint: Any = None) -> N
             plain_line(f"Hint: {hint}", err=True)
 
 
+SPLITS = ("train", "validation", "test")
+
+
 @friendly_errors
 def test_command(
     model: ModelOption = None,
@@ -78,6 +76,11 @@ def test_command(
 ) -> None:
     """Measure a saved model's accuracy on a dataset split."""
     import re
+
+    from charrec.errors import ConfigError
+
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}: --split must be one of {', '.join(SPLITS)}")
 
     from charrec.measure import measure_data, test_images
     from charrec.report import per_class_table, plot_confusion, step

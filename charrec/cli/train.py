@@ -182,9 +182,7 @@ def run_training(config: Any, strict: bool = False, resume: Any = None,
 
 def _print_gain(result: Any, config: Any) -> None:
     """With --from: the validation accuracy before and after tuning (the gain)."""
-    from charrec.checkpoint import load_checkpoint
-
-    parent = load_checkpoint(result.checkpoint).get("parent") or {}
+    parent = result.parent or {}
     before, after = parent.get("start_val_accuracy"), result.best_val_accuracy
     if before is None or after is None:
         return

@@ -85,7 +85,7 @@ def resolve_model(model: str | Path | None, cwd: str | Path | None = None) -> Mo
 
 def describe_model(choice: ModelChoice, checkpoint: dict[str, Any],
                    backend: str | None = None) -> str:
-    """One line naming the model that answered, e.g. `bundled (charrec 0.1.0, cnn, val 93.1%)`
+    """One line naming the model that answered, e.g. `bundled (charrec VERSION, cnn, val NN.N%)`
     or the checkpoint's path; with `backend`, which one ran it (`..., ONNX Runtime)`).
     `checkpoint` needs only `charrec_version`, `config` and `metrics` (an ONNX file's
     metadata carries them too)."""

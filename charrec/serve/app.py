@@ -7,7 +7,7 @@ bytes read pass the limit), an empty body, a non-image or a decompression bomb (
 else is a bug: the client gets a 500 with one line, the traceback goes to the server's log, and
 the server goes on serving. Predictions run on a small thread pool (one thread per core), so the
 event loop keeps accepting requests while the model works. Models and predicting belong to
-`charrec.serve.reader`; command-line options and starting the server to `charrec.cli_serve`.
+`charrec.serve.reader`; command-line options and starting the server to `charrec.cli.serve`.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def create_app(reader: Reader, max_body: int = MAX_BODY, threads: int | None = N
 
 
 def _top_k(value: str, most: int) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise HTTPException(400, f"top_k must be a whole number from 1 to {most}, not {value!r}")
     return int(value)
 

@@ -59,13 +59,11 @@ def load_reader(model: str | None = None, backend: str = "auto") -> Reader:
     """Load the model `--model` names (see `charrec.models.resolve`) on `backend` ("auto",
     "onnx" or "torch"), once, for many reads; one thread per prediction (the server runs
     several at once)."""
-    from charrec.models.resolve import resolve_model
-    from charrec.reader import choose_backend, open_reader
+    from charrec.reader import load_reader as load_model_reader
 
-    choice = resolve_model(model)
-    chosen = choose_backend(choice, backend)
-    if chosen == "torch":
+    def one_torch_thread() -> None:
         import torch
 
         torch.set_num_threads(1)
-    return Reader(open_reader(choice, chosen, threads=1))
+
+    return Reader(load_model_reader(model, backend, threads=1, before_torch=one_torch_thread))
