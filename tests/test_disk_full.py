@@ -165,11 +165,18 @@ def test_a_sweep_on_a_full_disk_records_the_failed_trials_and_names_resume(tmpfs
     result = invoke("sweep", spec, "--out-dir", run_dir, "--jobs", "2", "--threads", "1")
     assert result.exit_code == 1, result.output
     line = only_line(result, "Error:")
-    assert "2 trial(s) could not be saved" in line and "no space left on device" in line
+    assert "no space left on device" in line
     assert line.endswith(f"Continue with: charrec sweep --resume {run_dir}")
-    assert result.stdout.count("failed: could not write the checkpoint") == 2  # a line each
     rows = RunFolder(run_dir).read_results()
-    assert [(row["status"], row.get("rerun")) for row in rows] == [("failed", True)] * 2
+    assert all((row["status"], row.get("rerun")) == ("failed", True) for row in rows)
+    # The two workers race for the last free blocks: either both checkpoints fail (each trial
+    # a failed row and a line), or one's temp file fills the disk while the other's row is
+    # appended, and recording that row fails first. Both end in the one line above.
+    if "2 trial(s) could not be saved" in line:
+        assert result.stdout.count("failed: could not write the checkpoint") == 2
+        assert len(rows) == 2
+    else:
+        assert "could not record trial" in line and "results.jsonl" in line
     assert leftovers(tmpfs) == []
     # more room, and --resume trains the two trials again
     assert _mount("-o", "remount,size=64m", str(tmpfs)).returncode == 0

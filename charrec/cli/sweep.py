@@ -103,13 +103,22 @@ def sweep_command(
         from charrec.sweep.executors import default_jobs
 
         jobs = default_jobs(len(trials), threads)
-    with _executor(executor_name, address, jobs, threads) as executor:
-        folder = (RunFolder.reopen(resume, trials) if resume is not None else
-                  RunFolder.create(run_dir, spec, trials))
-        if executor_name == "ray":
-            executor.check_shared_paths(folder.path, sorted({trial.config["data_dir"]
-                                                             for trial in trials}))
-        _run_and_report(folder, spec, trials, executor, keep, strict)
+    folder = None
+    try:
+        with _executor(executor_name, address, jobs, threads) as executor:
+            folder = (RunFolder.reopen(resume, trials) if resume is not None else
+                      RunFolder.create(run_dir, spec, trials))
+            if executor_name == "ray":
+                executor.check_shared_paths(folder.path, sorted({trial.config["data_dir"]
+                                                                 for trial in trials}))
+            _run_and_report(folder, spec, trials, executor, keep, strict)
+    except KeyboardInterrupt:
+        # outside the trials' loop (starting, reporting, stopping the workers): once the run
+        # folder exists, what it holds is kept and the run can be continued all the same
+        if folder is None:
+            raise
+        raise interrupted(f"; finished trials are saved in {folder.path}. Continue with: "
+                          f"charrec sweep --resume {folder.path}") from None
 
 
 def print_studies() -> None:
