@@ -106,10 +106,19 @@ def test_varied_layers_repeat_a_single_hidden_width():
         [(1, []), (2, [8]), (3, [8, 8])]
 
 
-@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda path: path.name)
+SHIPPED_SWEEPS = sorted(path for path in CONFIGS.glob("*.yaml")
+                        if "base" in yaml.safe_load(path.read_text()))
+
+
+def test_the_shipped_sweeps_are_the_built_in_studies():
+    from charrec.studies import builtin_configs
+
+    studies = {config.name for config in builtin_configs().values() if config.is_sweep}
+    assert {path.stem for path in SHIPPED_SWEEPS} == studies and len(studies) >= 10
+
+
+@pytest.mark.parametrize("config", SHIPPED_SWEEPS, ids=lambda path: path.name)
 def test_shipped_sweep_configs_are_valid(config):
-    if "base" not in yaml.safe_load(config.read_text()):
-        pytest.skip("a train config, not a sweep")
     result = invoke(config, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "trials. Nothing was run" in result.output
