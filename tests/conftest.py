@@ -39,6 +39,12 @@ def course_dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    """Five images per letter in the course layout: for the many short runs of the disk tests."""
+    return make_course_dataset(tmp_path_factory.mktemp("tiny") / "letters", per_class=5)
+
+
+@pytest.fixture(scope="session")
 def folder_dataset(tmp_path_factory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("folders") / "letters")
 

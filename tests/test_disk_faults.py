@@ -23,7 +23,7 @@ from charrec.checkpoint import load_checkpoint
 from charrec.files import previous_path
 from charrec.sweep.runner import RunFolder, finished_rows
 from tests.faults import DISK_ERRNOS, DiskFaults, leftovers
-from tests.helpers import invoke, make_course_dataset, make_folder_dataset
+from tests.helpers import invoke, make_folder_dataset
 
 TRAIN = ("--epochs", "1", "--hidden", "8", "--norm-size", "16,16", "--batch-size", "16")
 SWEEP = """\
@@ -55,11 +55,6 @@ def command_built_once():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", functools.cache(typer.testing._get_command))
         yield
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_course_dataset(tmp_path_factory.mktemp("tiny") / "letters", per_class=5)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from charrec.checkpoint import load_checkpoint
 from charrec.sweep.runner import RunFolder, finished_rows
 from tests.faults import leftovers
-from tests.helpers import invoke, make_course_dataset
+from tests.helpers import invoke
 
 SMALL = ("--epochs", "1", "--hidden", "8", "--norm-size", "16,16", "--batch-size", "16")
 # a checkpoint of this network (weights, last weights, Adam's two moments: ~9 MB) does not fit
@@ -74,11 +74,6 @@ def read_only(tmp_path) -> Iterator[Callable]:
     yield make
     for target in mounted:
         subprocess.run(["umount", "-l", str(target)], capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_course_dataset(tmp_path_factory.mktemp("tiny") / "letters", per_class=5)
 
 
 @pytest.fixture(scope="module")
