@@ -45,6 +45,19 @@ def tiny(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(course_dataset: Path, tmp_path_factory) -> Path:
+    """A small MLP trained for 2 epochs on `course_dataset` (seed 5): the model the predict and
+    ONNX tests read with; modules copy it before use."""
+    from tests.helpers import invoke
+
+    out = tmp_path_factory.mktemp("tiny-model") / "tiny.pth"
+    result = invoke("train", "--data-dir", course_dataset, "--epochs", "2", "--hidden", "32",
+                    "--batch-size", "16", "--seed", "5", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
 def folder_dataset(tmp_path_factory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("folders") / "letters")
 

@@ -16,6 +16,9 @@ from charrec.cli import app
 
 FONT_SIZE = 22
 
+# one epoch of a tiny MLP on 16x16 images: the short runs of the disk tests
+TINY_TRAIN = ("--epochs", "1", "--hidden", "8", "--norm-size", "16,16", "--batch-size", "16")
+
 TINY_SWEEP = """\
 name: tiny
 base:

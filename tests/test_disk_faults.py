@@ -23,9 +23,9 @@ from charrec.checkpoint import load_checkpoint
 from charrec.files import previous_path
 from charrec.sweep.runner import RunFolder, finished_rows
 from tests.faults import DISK_ERRNOS, DiskFaults, leftovers
-from tests.helpers import invoke, make_folder_dataset
+from tests.helpers import TINY_TRAIN, invoke, make_folder_dataset
 
-TRAIN = ("--epochs", "1", "--hidden", "8", "--norm-size", "16,16", "--batch-size", "16")
+TRAIN = TINY_TRAIN
 SWEEP = """\
 name: faults
 base:

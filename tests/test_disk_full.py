@@ -16,9 +16,9 @@ import pytest
 from charrec.checkpoint import load_checkpoint
 from charrec.sweep.runner import RunFolder, finished_rows
 from tests.faults import leftovers
-from tests.helpers import invoke
+from tests.helpers import TINY_TRAIN, invoke
 
-SMALL = ("--epochs", "1", "--hidden", "8", "--norm-size", "16,16", "--batch-size", "16")
+SMALL = TINY_TRAIN
 # a checkpoint of this network (weights, last weights, Adam's two moments: ~9 MB) does not fit
 BIG = ("--epochs", "1", "--hidden", "2048", "--norm-size", "16,16", "--batch-size", "16")
 SWEEP = """\
